@@ -1,0 +1,464 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Real-guest harness for the Kemari series.
+
+Boots the e2e guest (guest/build-guest.sh) with the QEMU we built, on a
+bridge inside a network namespace that this harness makes itself, runs
+the disk+TCP workload against a host-side checker, and verifies the
+outcome with verify.py.
+
+  harness.py selftest      prove the verifier fails on lost writes, gaps
+  harness.py migrate       precopy live migration mid-workload
+  harness.py demo          the main job, with progress
+
+Environment: KEMARI_QEMU (binary), KEMARI_GUEST (dir with vmlinuz and
+initrd.img), KEMARI_E2E_DIR (scratch dir), KEMARI_ACCEL (default tcg:
+the nested kvm_pvm here cannot boot a Debian kernel).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import verify  # noqa: E402
+
+BRIDGE_IP = "10.0.2.1"
+GUEST_IP = "10.0.2.15"
+CHECKER_PORT = 5555
+MIGRATION_PORT = 4444
+DISK_SIZE = 256 << 20
+GUEST_MAC = "52:54:00:12:34:56"
+
+
+def log(msg):
+    print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+class Failure(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------
+# Network namespace
+
+def in_private_netns():
+    return os.environ.get("KEMARI_IN_NETNS") == str(os.getppid()) or \
+        os.environ.get("KEMARI_IN_NETNS") == "1"
+
+
+def reexec_in_netns():
+    """Run this script again in new network (and, if needed, user) namespace."""
+    cmd = ["unshare", "--net"]
+    if os.geteuid() != 0:
+        cmd += ["--user", "--map-root-user"]
+    env = dict(os.environ, KEMARI_IN_NETNS="1")
+    return subprocess.call(cmd + [sys.executable] + sys.argv, env=env)
+
+
+def sh(*args):
+    subprocess.run(args, check=True)
+
+
+def setup_bridge(ntaps):
+    sh("ip", "link", "set", "lo", "up")
+    sh("ip", "link", "add", "br0", "type", "bridge")
+    sh("ip", "addr", "add", BRIDGE_IP + "/24", "dev", "br0")
+    sh("ip", "link", "set", "br0", "up")
+    for i in range(ntaps):
+        tap = "tap%d" % i
+        sh("ip", "tuntap", "add", tap, "mode", "tap")
+        sh("ip", "link", "set", tap, "master", "br0", "up")
+
+
+# --------------------------------------------------------------------------
+# The host-side checker
+
+class Checker(threading.Thread):
+    """Accepts the guest's one connection and checks the stream it sends."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.log = verify.StreamLog()
+        self.srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind((BRIDGE_IP, CHECKER_PORT))
+        self.srv.listen(4)
+        self.conn = None
+        self.connections = 0
+        self.stopping = False
+        self.cond = threading.Condition()
+
+    def run(self):
+        conn, _ = self.srv.accept()
+        self.conn = conn
+        self.connections = 1
+        threading.Thread(target=self._refuse_more, daemon=True).start()
+        buf = b""
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError as e:
+                if not self.stopping:
+                    self.log.reset = str(e)
+                break
+            if not data:
+                if not self.stopping:
+                    self.log.reset = "connection closed by the guest"
+                break
+            buf += data
+            *lines, buf = buf.split(b"\n")
+            with self.cond:
+                for line in lines:
+                    if not self.log.feed_line(line.decode(errors="replace")):
+                        break
+                self.cond.notify_all()
+
+    def _refuse_more(self):
+        while not self.stopping:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.log.errors.append("the guest opened a second connection")
+            c.close()
+
+    def wait_for(self, count, timeout):
+        deadline = time.time() + timeout
+        with self.cond:
+            while self.log.count < count and not self.log.reset:
+                left = deadline - time.time()
+                if left <= 0:
+                    break
+                self.cond.wait(min(left, 1))
+        return self.log.count >= count
+
+    def stop(self):
+        self.stopping = True
+        for s in (self.conn, self.srv):
+            if s:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+
+# --------------------------------------------------------------------------
+# QEMU
+
+class Qemu:
+    def __init__(self, name, workdir, tap, image, incoming=None, extra=()):
+        self.name = name
+        self.qmp_path = os.path.join(workdir, name + ".qmp")
+        self.serial = os.path.join(workdir, name + ".serial")
+        self.events = []
+        guest = guest_dir()
+        accel = os.environ.get("KEMARI_ACCEL", "tcg")
+        args = [qemu_binary(), "-name", name, "-accel", accel,
+                "-machine", "pc", "-m", "256", "-smp", "1",
+                "-nodefaults", "-display", "none", "-no-reboot",
+                "-kernel", os.path.join(guest, "vmlinuz"),
+                "-initrd", os.path.join(guest, "initrd.img"),
+                "-append", "console=ttyS0 panic=-1 quiet "
+                           "kemari.server=%s:%d" % (BRIDGE_IP, CHECKER_PORT),
+                "-serial", "file:" + self.serial,
+                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
+                "-drive", "file=%s,format=raw,if=none,id=disk0" % image,
+                "-device", "virtio-blk-pci,drive=disk0",
+                "-netdev", "tap,id=net0,ifname=%s,script=no,downscript=no" % tap,
+                "-device", "virtio-net-pci,netdev=net0,mac=" + GUEST_MAC]
+        if incoming:
+            args += ["-incoming", incoming]
+        args += list(extra)
+        self.stderr = open(os.path.join(workdir, name + ".stderr"), "w")
+        self.proc = subprocess.Popen(args, stdout=self.stderr,
+                                     stderr=subprocess.STDOUT)
+        self._connect()
+
+    def _connect(self):
+        deadline = time.time() + 30
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(self.qmp_path)
+                break
+            except OSError:
+                self.sock.close()
+                if self.proc.poll() is not None or time.time() > deadline:
+                    raise Failure("%s did not start: %s" % (self.name, self.tail()))
+                time.sleep(0.05)
+        self.rfile = self.sock.makefile("r")
+        self._read()            # greeting
+        self.cmd("qmp_capabilities")
+
+    def _read(self):
+        line = self.rfile.readline()
+        if not line:
+            raise Failure("%s: QMP connection closed: %s" % (self.name, self.tail()))
+        return json.loads(line)
+
+    def cmd(self, name, **args):
+        msg = {"execute": name}
+        if args:
+            msg["arguments"] = args
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        while True:
+            resp = self._read()
+            if "event" in resp:
+                self.events.append(resp)
+                continue
+            if "error" in resp:
+                raise Failure("%s: %s failed: %s" % (self.name, name,
+                                                      resp["error"]["desc"]))
+            return resp["return"]
+
+    def status(self):
+        return self.cmd("query-status")["status"]
+
+    def migration(self):
+        return self.cmd("query-migrate")
+
+    def wait_migration(self, states, timeout=300):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            info = self.migration()
+            if info.get("status") in states:
+                return info
+            if info.get("status") == "failed":
+                raise Failure("%s: migration failed: %s"
+                              % (self.name, info.get("error-desc")))
+            time.sleep(0.2)
+        raise Failure("%s: migration not in %s after %ds"
+                      % (self.name, states, timeout))
+
+    def serial_text(self):
+        try:
+            with open(self.serial, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait_serial(self, text, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if text in self.serial_text():
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise Failure("%s: %r not on the serial console: %s"
+                      % (self.name, text, self.serial_text()[-2000:]))
+
+    def tail(self):
+        self.stderr.flush()
+        try:
+            with open(self.stderr.name) as f:
+                return f.read()[-2000:]
+        except OSError:
+            return ""
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        self.proc.wait(30)
+
+    def quit(self):
+        if self.proc.poll() is None:
+            try:
+                self.cmd("quit")
+            except (Failure, OSError):
+                pass
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def qemu_binary():
+    return os.environ.get("KEMARI_QEMU",
+                          os.path.join(TOP, "build/qemu/build/qemu-system-x86_64"))
+
+
+def guest_dir():
+    return os.environ.get("KEMARI_GUEST", os.path.join(TOP, "build/e2e/guest"))
+
+
+# --------------------------------------------------------------------------
+# Scenarios
+
+class Run:
+    """One scenario's scratch directory, checker, image and QEMUs."""
+
+    def __init__(self, name, ntaps=2):
+        base = os.environ.get("KEMARI_E2E_DIR", os.path.join(TOP, "build/e2e/runs"))
+        os.makedirs(base, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix=name + ".", dir=base)
+        self.image = os.path.join(self.dir, "disk.raw")
+        with open(self.image, "wb") as f:
+            f.truncate(DISK_SIZE)
+        setup_bridge(ntaps)
+        self.checker = Checker()
+        self.checker.start()
+        self.vms = []
+
+    def qemu(self, name, tap, **kw):
+        vm = Qemu(name, self.dir, tap, self.image, **kw)
+        self.vms.append(vm)
+        return vm
+
+    def finish(self):
+        """Stop everything, verify, and return the verifier's verdict."""
+        self.checker.stop()
+        for vm in self.vms:
+            vm.quit()
+        problems, summary = verify.verify(self.image, self.checker.log)
+        return problems, summary
+
+    def cleanup(self, keep):
+        for vm in self.vms:
+            if vm.proc.poll() is None:
+                vm.kill()
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def boot_and_load(run, vm, records, progress):
+    vm.wait_serial("workload: started", 180)
+    if progress:
+        log("guest booted on %s; workload running" % vm.name)
+    if not run.checker.wait_for(records, 120):
+        raise Failure("only %d records acknowledged, wanted %d: %s"
+                      % (run.checker.log.count, records, vm.serial_text()[-1000:]))
+
+
+def scenario_migrate(progress=False):
+    """Precopy live migration of the guest under the disk+TCP workload."""
+    run = Run("migrate")
+    ok = False
+    try:
+        src = run.qemu("source", "tap0")
+        boot_and_load(run, src, 100, progress)
+        dst = run.qemu("destination", "tap1",
+                       incoming="tcp:127.0.0.1:%d" % MIGRATION_PORT)
+        before = run.checker.log.count
+        if progress:
+            log("%d writes acknowledged; migrating to the destination" % before)
+        src.cmd("migrate", uri="tcp:127.0.0.1:%d" % MIGRATION_PORT)
+        info = src.wait_migration(("completed",))
+        if progress:
+            log("migration completed: %d ms total, %d ms downtime, %d MB sent"
+                % (info.get("total-time", 0), info.get("downtime", 0),
+                   info.get("ram", {}).get("transferred", 0) >> 20))
+        if dst.status() != "running":
+            raise Failure("destination is %s, not running" % dst.status())
+        # The guest must go on writing, and reporting, from the destination.
+        if not run.checker.wait_for(run.checker.log.count + 100, 120):
+            raise Failure("the workload stalled after migration (%d records): %s"
+                          % (run.checker.log.count, dst.serial_text()[-1000:]))
+        src.quit()
+        problems, summary = run.finish()
+        log("verifier: " + summary)
+        for p in problems:
+            log("verifier: " + p)
+        ok = not problems
+        return ok
+    finally:
+        run.cleanup(keep=not ok)
+
+
+def scenario_selftest(progress=False):
+    """The verifier must fail on each kind of loss it is meant to catch."""
+    tmp = tempfile.mkdtemp()
+    try:
+        image = os.path.join(tmp, "disk.raw")
+
+        def make(n, lost=None, corrupt=None, hole_after=None):
+            log_ = verify.StreamLog()
+            with open(image, "wb") as f:
+                f.truncate(1 << 20)
+                for k in range(n):
+                    rec, crc = verify.make_record(k)
+                    log_.feed_line("%d %08x" % (k, crc))
+                    if k == lost:
+                        continue
+                    if k == corrupt:
+                        rec = rec[:100] + b"X" + rec[101:]
+                    f.seek(k * verify.RECORD_SIZE)
+                    f.write(rec)
+                if hole_after is not None:
+                    rec, _ = verify.make_record(n + 2)
+                    f.seek((n + 2) * verify.RECORD_SIZE)
+                    f.write(rec)
+            return log_
+
+        def with_line(line, reset=None):
+            log_ = make(50)
+            if line:
+                log_.feed_line(line)
+            log_.reset = reset
+            return log_
+
+        def empty():
+            open(image, "wb").close()
+            return verify.StreamLog()
+
+        # Each builder writes the image and returns the checker's log.
+        cases = [
+            ("good run", lambda: make(50), True),
+            ("lost acknowledged write", lambda: make(50, lost=17), False),
+            ("corrupt acknowledged write", lambda: make(50, corrupt=3), False),
+            ("record after a hole", lambda: make(50, hole_after=True), False),
+            ("gap in the TCP stream", lambda: with_line("52 00000000"), False),
+            ("duplicate in the TCP stream",
+             lambda: with_line("10 00000000"), False),
+            ("TCP reset", lambda: with_line(None, "connection reset"), False),
+            ("nothing acknowledged", empty, False),
+        ]
+        good = True
+        for name, build, expect in cases:
+            problems, _ = verify.verify(image, build())
+            passed = (not problems) == expect
+            log("selftest: %-30s %s (%s)" % (name, "ok" if passed else "WRONG",
+                                             problems[0] if problems else "clean"))
+            good &= passed
+        return good
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+SCENARIOS = {
+    "selftest": scenario_selftest,
+    "migrate": scenario_migrate,
+    "demo": lambda: scenario_migrate(progress=True),
+}
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] not in SCENARIOS:
+        print("usage: harness.py {%s}" % "|".join(SCENARIOS), file=sys.stderr)
+        return 2
+    name = sys.argv[1]
+    if name != "selftest" and not in_private_netns():
+        return reexec_in_netns()
+    try:
+        ok = SCENARIOS[name]()
+    except Failure as e:
+        log("FAIL: %s" % e)
+        ok = False
+    log("%s: %s" % (name, "PASS" if ok else "FAIL"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
