@@ -28,13 +28,22 @@ CONFIGURE_ARGS=(
     --enable-vhost-net --enable-vhost-kernel
 )
 
+# QEMU's configure names the compiler in its meson cross file, so meson
+# does not add ccache itself: put Debian's ccache compiler links first.
+if [ -d /usr/lib/ccache ]; then
+    export PATH=/usr/lib/ccache:$PATH
+fi
+# Cache hits across clones in other directories (CI's fresh clone).
+export CCACHE_BASEDIR=$TREE CCACHE_NOHASHDIR=1
+
 mkdir -p "$OBJ"
 stamp=$OBJ/.kemari-configure
-if [ ! -f "$OBJ/build.ninja" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${CONFIGURE_ARGS[*]}" ]; then
+want="$(command -v cc) ${CONFIGURE_ARGS[*]}"
+if [ ! -f "$OBJ/build.ninja" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     stage_start "configure"
     (cd "$OBJ" && ../configure "${CONFIGURE_ARGS[@]}" > configure.log 2>&1) ||
         { tail -n 30 "$OBJ/configure.log"; die "configure failed (see $OBJ/configure.log)"; }
-    echo "${CONFIGURE_ARGS[*]}" > "$stamp"
+    echo "$want" > "$stamp"
     stage_end "configure"
 fi
 
@@ -51,11 +60,13 @@ ninja -C "$OBJ" "${TARGETS[@]}" "$@" ||
 stage_end "build"
 
 # Firmware: the +ds base has no blobs; use Debian's seabios, ipxe-qemu and
-# qemu-system-data.  QEMU run from its build directory looks in
-# <build>/pc-bios; link what is missing there.
+# qemu-system-data.  QEMU run from its build directory looks in the
+# build's qemu-bundle data directory (qemu -L help): link what is missing.
+datadir=$("$OBJ/qemu-system-x86_64" -L help | grep '/share/qemu$' | head -n1)
+[ -d "$datadir" ] || die "cannot find the build's firmware directory"
 for f in /usr/share/qemu/*.bin /usr/share/qemu/*.rom \
          /usr/share/seabios/*.bin /usr/lib/ipxe/qemu/*.rom; do
     [ -e "$f" ] || continue
-    dst=$OBJ/pc-bios/$(basename "$f")
+    dst=$datadir/$(basename "$f")
     [ -e "$dst" ] || ln -sf "$f" "$dst"
 done

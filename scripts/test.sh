@@ -92,6 +92,12 @@ rm -rf "$LOGS"
 mkdir -p "$LOGS"
 stage_start "tests"
 
+if "$TOP/scripts/tree.sh" --check 2>/dev/null; then
+    run_test "series: tree/export round trip is byte-identical" \
+        "$TOP/scripts/export.sh" --check
+else
+    log "build/qemu differs from patches/: round-trip test not run"
+fi
 while read -r p; do
     run_test "checkpatch $p" "$TOP/scripts/checkpatch.sh" "$TOP/patches/$p"
 done < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' patches/series)

@@ -199,8 +199,11 @@ class Qemu:
                     raise Failure("%s did not start: %s" % (self.name, self.tail()))
                 time.sleep(0.05)
         self.rfile = self.sock.makefile("r")
-        self._read()            # greeting
-        self.cmd("qmp_capabilities")
+        try:
+            self._read()            # greeting
+            self.cmd("qmp_capabilities")
+        except OSError as e:
+            raise Failure("%s: QMP failed (%s): %s" % (self.name, e, self.tail()))
 
     def _read(self):
         line = self.rfile.readline()
