@@ -14,7 +14,7 @@ PKGS=(
     libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev libslirp-dev
     flex bison
     seabios ipxe-qemu qemu-system-data
-    busybox-static cpio xz-utils zstd kmod iproute2 util-linux socat
+    busybox-static cpio xz-utils zstd kmod iproute2 iputils-ping util-linux
     dpkg-dev
 )
 BPO_PKGS=(meson python3-pycotap)

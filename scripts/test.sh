@@ -85,7 +85,7 @@ fi
 
 stage "dependencies" "$TOP/scripts/deps.sh"
 stage "base and development tree" "$TOP/scripts/tree.sh"
-stage "build" "$TOP/scripts/build.sh"
+stage "QEMU" "$TOP/scripts/build.sh"
 stage "e2e guest" "$TOP/tests/e2e/guest/build-guest.sh" "$BUILD_DIR/e2e/guest"
 
 rm -rf "$LOGS"

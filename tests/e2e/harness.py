@@ -380,6 +380,79 @@ def scenario_migrate(progress=False):
         run.cleanup(keep=not ok)
 
 
+def ping(count=3):
+    return subprocess.run(["ping", "-c", str(count), "-W", "1", "-i", "0.2",
+                           GUEST_IP], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def ft_protect(primary, secondary, delay_ms=100):
+    """Start Kemari FT from @primary to @secondary, wait until it runs."""
+    primary.cmd("migrate-set-capabilities",
+                capabilities=[{"capability": "ft", "state": True}])
+    primary.cmd("migrate-set-parameters", **{"x-checkpoint-delay": delay_ms})
+    primary.cmd("migrate", uri="tcp:127.0.0.1:%d" % MIGRATION_PORT)
+    primary.wait_migration(("ft",), timeout=300)
+    secondary.wait_migration(("ft",), timeout=60)
+
+
+def scenario_ft_failover(progress=False):
+    """FT on, kill -9 of the primary: the secondary takes over and the
+    guest answers on the network."""
+    run = Run("ft")
+    ok = False
+    try:
+        primary = run.qemu("primary", "tap0")
+        boot_and_load(run, primary, 50, progress)
+        secondary = run.qemu("secondary", "tap1",
+                             incoming="tcp:127.0.0.1:%d" % MIGRATION_PORT)
+        ft_protect(primary, secondary)
+        if progress:
+            log("FT established; the guest runs on the primary, protected")
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            ft = secondary.migration().get("ft", {})
+            if ft.get("checkpoints", 0) >= 20:
+                break
+            time.sleep(0.5)
+        pinfo = primary.migration().get("ft", {})
+        sinfo = secondary.migration().get("ft", {})
+        log("primary: %s" % pinfo)
+        log("secondary: %s" % sinfo)
+        if sinfo.get("checkpoints", 0) < 20:
+            raise Failure("fewer than 20 checkpoints committed: %s" % sinfo)
+        if not ping():
+            raise Failure("the guest does not answer on the primary")
+        if progress:
+            log("kill -9 of the primary")
+        t0 = time.time()
+        primary.kill(signal.SIGKILL)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if secondary.status() == "running":
+                break
+            time.sleep(0.05)
+        else:
+            raise Failure("secondary did not take over: %s, %s"
+                          % (secondary.status(), secondary.tail()))
+        took = time.time() - t0
+        if not ping(5):
+            raise Failure("the guest does not answer after takeover")
+        log("secondary took over in %.0f ms; the guest answers ping"
+            % (took * 1000))
+        exits = [e for e in secondary.events if e["event"] == "FT_EXIT"]
+        secondary.cmd("query-status")
+        exits = [e for e in secondary.events if e["event"] == "FT_EXIT"]
+        if not exits or not exits[0]["data"]["takeover"]:
+            raise Failure("no FT_EXIT with takeover on the secondary: %s"
+                          % exits)
+        ok = True
+        return ok
+    finally:
+        run.checker.stop()
+        run.cleanup(keep=not ok)
+
+
 def scenario_selftest(progress=False):
     """The verifier must fail on each kind of loss it is meant to catch."""
     tmp = tempfile.mkdtemp()
@@ -443,6 +516,7 @@ def scenario_selftest(progress=False):
 SCENARIOS = {
     "selftest": scenario_selftest,
     "migrate": scenario_migrate,
+    "ft-failover": scenario_ft_failover,
     "demo": lambda: scenario_migrate(progress=True),
 }
 
