@@ -70,6 +70,9 @@ def sh(*args):
 
 
 def setup_bridge(ntaps):
+    # A scenario may follow another in the same namespace (the demo).
+    for dev in ["br0"] + ["tap%d" % i for i in range(ntaps)]:
+        subprocess.run(["ip", "link", "del", dev], stderr=subprocess.DEVNULL)
     sh("ip", "link", "set", "lo", "up")
     sh("ip", "link", "add", "br0", "type", "bridge")
     sh("ip", "addr", "add", BRIDGE_IP + "/24", "dev", "br0")
