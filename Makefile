@@ -16,6 +16,7 @@ help:
 	@echo "make build       incremental build of QEMU and the tests we run"
 	@echo "make checkpatch  scripts/checkpatch.pl on every patch"
 	@echo "make bisect      build every prefix of the series"
+	@echo "make bench       FT benchmark against live migration (bench/)"
 
 deps:
 	scripts/deps.sh
@@ -59,3 +60,7 @@ clean:
 
 distclean:
 	rm -rf build
+
+.PHONY: bench
+bench: build guest
+	python3 bench/ft-bench.py

@@ -102,7 +102,10 @@ class Checker(threading.Thread):
         self.cond = threading.Condition()
 
     def run(self):
-        conn, _ = self.srv.accept()
+        try:
+            conn, _ = self.srv.accept()
+        except OSError:
+            return          # stopped before the guest connected
         self.conn = conn
         self.connections = 1
         threading.Thread(target=self._refuse_more, daemon=True).start()
@@ -161,7 +164,8 @@ class Checker(threading.Thread):
 # QEMU
 
 class Qemu:
-    def __init__(self, name, workdir, tap, image, incoming=None, extra=()):
+    def __init__(self, name, workdir, tap, image, incoming=None, extra=(),
+                 cmdline=""):
         self.name = name
         self.qmp_path = os.path.join(workdir, name + ".qmp")
         self.serial = os.path.join(workdir, name + ".serial")
@@ -174,7 +178,8 @@ class Qemu:
                 "-kernel", os.path.join(guest, "vmlinuz"),
                 "-initrd", os.path.join(guest, "initrd.img"),
                 "-append", "console=ttyS0 panic=-1 quiet "
-                           "kemari.server=%s:%d" % (BRIDGE_IP, CHECKER_PORT),
+                           "kemari.server=%s:%d %s" % (BRIDGE_IP, CHECKER_PORT,
+                                                       cmdline),
                 "-serial", "file:" + self.serial,
                 "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
                 "-drive", "file=%s,format=raw,if=none,id=disk0" % image,

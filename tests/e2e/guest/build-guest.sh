@@ -58,6 +58,7 @@ done
 depmod -b "$root" "$kver"
 
 gcc -static -O2 -Wall -Werror -o "$root/bin/workload" "$HERE/workload.c"
+gcc -static -O2 -Wall -Werror -o "$root/bin/dirty" "$HERE/dirty.c"
 install -m 0755 "$HERE/init" "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet) | gzip -1 > "$OUT/initrd.img"
 echo "$inputs" > "$stamp"

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Kemari FT benchmark: the real e2e guest, idle and under a memory
+load, each measured in the same run as a plain live migration of the
+same guest (the baseline).
+
+For each load it prints: checkpoints/s, guest pause per checkpoint
+(median and p99, from the ft_checkpoint_done trace point), bytes per
+checkpoint, failover time (kill -9 of the primary until the guest
+answers ping on the secondary), and the live-migration downtime; then
+the ratios of pause to that downtime.
+
+Targets (issue 3): pause median <= 1 ms for <= 256 dirty pages,
+failover <= 50 ms after EOF.  Under TCG (our machines) the figures are
+those of an emulated guest; they are printed, never asserted.
+
+  KEMARI_BENCH_SECONDS   FT measuring time per load (default 10)
+  KEMARI_BENCH_DELAY     x-checkpoint-delay in ms (default 100)
+"""
+
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "tests", "e2e"))
+import harness  # noqa: E402
+from harness import log, Failure  # noqa: E402
+
+SECONDS = float(os.environ.get("KEMARI_BENCH_SECONDS", "10"))
+DELAY = int(os.environ.get("KEMARI_BENCH_DELAY", "100"))
+LOADS = [("idle", "kemari.mode=idle", "workload: started"),
+         ("dirty 64 pages/ms", "kemari.mode=dirty64", "dirty: started")]
+PAUSE_RE = re.compile(r"ft_checkpoint_done checkpoint (\d+) committed, "
+                      r"guest paused (\d+) us")
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+
+def wait_ping(timeout=30):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if subprocess.run(["ping", "-c", "1", "-W", "1", harness.GUEST_IP],
+                          stdout=subprocess.DEVNULL).returncode == 0:
+            return time.time() - t0
+    raise Failure("the guest never answered ping")
+
+
+def measure_migration(cmdline, ready):
+    """Baseline: downtime of a plain live migration of the same guest."""
+    run = harness.Run("bench-mig")
+    try:
+        src = run.qemu("source", "tap0", cmdline=cmdline)
+        src.wait_serial(ready, 180)
+        time.sleep(2)
+        dst = run.qemu("destination", "tap1",
+                       incoming="tcp:127.0.0.1:%d" % harness.MIGRATION_PORT)
+        src.cmd("migrate", uri="tcp:127.0.0.1:%d" % harness.MIGRATION_PORT)
+        info = src.wait_migration(("completed",))
+        dst.wait_migration(("completed",))
+        return info.get("downtime", 0)
+    finally:
+        run.checker.stop()
+        run.cleanup(keep=False)
+
+
+def measure_ft(cmdline, ready):
+    run = harness.Run("bench-ft")
+    trace = os.path.join(run.dir, "primary.trace")
+    try:
+        primary = run.qemu("primary", "tap0", cmdline=cmdline,
+                           extra=["-trace", "enable=ft_checkpoint_done",
+                                  "-D", trace])
+        primary.wait_serial(ready, 180)
+        time.sleep(2)
+        secondary = run.qemu("secondary", "tap1",
+                             incoming="tcp:127.0.0.1:%d" % harness.MIGRATION_PORT)
+        harness.ft_protect(primary, secondary, delay_ms=DELAY)
+        start = primary.migration()["ft"]
+        t0 = time.time()
+        time.sleep(SECONDS)
+        end = primary.migration()["ft"]
+        elapsed = time.time() - t0
+        with open(trace) as f:
+            pauses = [int(m.group(2)) for m in PAUSE_RE.finditer(f.read())]
+        n = end["checkpoints"] - start["checkpoints"]
+        nbytes = end["bytes"] - start["bytes"]
+        primary.kill(signal.SIGKILL)
+        failover = wait_ping()
+        return {
+            "cps": n / elapsed,
+            "median": statistics.median(pauses) / 1000 if pauses else 0,
+            "p99": percentile(pauses, 99) / 1000 if pauses else 0,
+            "bytes": nbytes / n if n else 0,
+            "failover": failover * 1000,
+            "count": len(pauses),
+        }
+    finally:
+        run.checker.stop()
+        run.cleanup(keep=False)
+
+
+def main():
+    if not harness.in_private_netns():
+        return harness.reexec_in_netns()
+    rows = []
+    for name, cmdline, ready in LOADS:
+        log("bench: %s: live migration baseline" % name)
+        downtime = measure_migration(cmdline, ready)
+        log("bench: %s: FT, x-checkpoint-delay %d ms, %.0f s"
+            % (name, DELAY, SECONDS))
+        ft = measure_ft(cmdline, ready)
+        rows.append((name, downtime, ft))
+    accel = os.environ.get("KEMARI_ACCEL", "tcg")
+    print()
+    print("Kemari FT benchmark (real guest, 256 MiB, %s, x-checkpoint-delay "
+          "%d ms)" % (accel, DELAY))
+    print("%-20s %8s %10s %10s %12s %12s %14s %10s" %
+          ("load", "ckpt/s", "pause med", "pause p99", "bytes/ckpt",
+           "failover", "migr downtime", "p50/downt"))
+    for name, downtime, ft in rows:
+        print("%-20s %8.1f %8.2fms %8.2fms %12.0f %10.0fms %12dms %10.2f" %
+              (name, ft["cps"], ft["median"], ft["p99"], ft["bytes"],
+               ft["failover"], downtime,
+               ft["median"] / downtime if downtime else 0))
+    print("targets: pause median <= 1 ms for <= 256 dirty pages; "
+          "failover <= 50 ms after EOF (failover here includes the ping "
+          "round trips)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
