@@ -61,8 +61,8 @@ def measure_migration(cmdline, ready):
         src.wait_serial(ready, 180)
         time.sleep(2)
         dst = run.qemu("destination", "tap1",
-                       incoming="tcp:127.0.0.1:%d" % harness.MIGRATION_PORT)
-        src.cmd("migrate", uri="tcp:127.0.0.1:%d" % harness.MIGRATION_PORT)
+                       incoming=harness.INCOMING)
+        src.cmd("migrate", uri=harness.INCOMING)
         info = src.wait_migration(("completed",))
         dst.wait_migration(("completed",))
         return info.get("downtime", 0)
@@ -81,7 +81,7 @@ def measure_ft(cmdline, ready):
         primary.wait_serial(ready, 180)
         time.sleep(2)
         secondary = run.qemu("secondary", "tap1",
-                             incoming="tcp:127.0.0.1:%d" % harness.MIGRATION_PORT)
+                             incoming=harness.INCOMING)
         harness.ft_protect(primary, secondary, delay_ms=DELAY)
         start = primary.migration()["ft"]
         t0 = time.time()

@@ -36,6 +36,7 @@ BRIDGE_IP = "10.0.2.1"
 GUEST_IP = "10.0.2.15"
 CHECKER_PORT = 5555
 MIGRATION_PORT = 4444
+INCOMING = "tcp:127.0.0.1:%d" % MIGRATION_PORT
 DISK_SIZE = 256 << 20
 GUEST_MAC = "52:54:00:12:34:56"
 
@@ -353,19 +354,24 @@ def boot_and_load(run, vm, records, progress):
                       % (run.checker.log.count, records, vm.serial_text()[-1000:]))
 
 
+def start_pair(run, first, second, records, progress):
+    """Boot the guest in @first under load; start @second, incoming."""
+    a = run.qemu(first, "tap0")
+    boot_and_load(run, a, records, progress)
+    b = run.qemu(second, "tap1", incoming=INCOMING)
+    return a, b
+
+
 def scenario_migrate(progress=False):
     """Precopy live migration of the guest under the disk+TCP workload."""
     run = Run("migrate")
     ok = False
     try:
-        src = run.qemu("source", "tap0")
-        boot_and_load(run, src, 100, progress)
-        dst = run.qemu("destination", "tap1",
-                       incoming="tcp:127.0.0.1:%d" % MIGRATION_PORT)
+        src, dst = start_pair(run, "source", "destination", 100, progress)
         before = run.checker.log.count
         if progress:
             log("%d writes acknowledged; migrating to the destination" % before)
-        src.cmd("migrate", uri="tcp:127.0.0.1:%d" % MIGRATION_PORT)
+        src.cmd("migrate", uri=INCOMING)
         info = src.wait_migration(("completed",))
         if progress:
             log("migration completed: %d ms total, %d ms downtime, %d MB sent"
@@ -399,7 +405,7 @@ def ft_protect(primary, secondary, delay_ms=100):
     primary.cmd("migrate-set-capabilities",
                 capabilities=[{"capability": "ft", "state": True}])
     primary.cmd("migrate-set-parameters", **{"x-checkpoint-delay": delay_ms})
-    primary.cmd("migrate", uri="tcp:127.0.0.1:%d" % MIGRATION_PORT)
+    primary.cmd("migrate", uri=INCOMING)
     primary.wait_migration(("ft",), timeout=300)
     secondary.wait_migration(("ft",), timeout=60)
 
@@ -410,10 +416,8 @@ def scenario_ft_failover(progress=False):
     run = Run("ft")
     ok = False
     try:
-        primary = run.qemu("primary", "tap0")
-        boot_and_load(run, primary, 50, progress)
-        secondary = run.qemu("secondary", "tap1",
-                             incoming="tcp:127.0.0.1:%d" % MIGRATION_PORT)
+        primary, secondary = start_pair(run, "primary", "secondary", 50,
+                                        progress)
         ft_protect(primary, secondary)
         if progress:
             log("FT established; the guest runs on the primary, protected")
@@ -448,8 +452,6 @@ def scenario_ft_failover(progress=False):
             raise Failure("the guest does not answer after takeover")
         log("secondary took over in %.0f ms; the guest answers ping"
             % (took * 1000))
-        exits = [e for e in secondary.events if e["event"] == "FT_EXIT"]
-        secondary.cmd("query-status")
         exits = [e for e in secondary.events if e["event"] == "FT_EXIT"]
         if not exits or not exits[0]["data"]["takeover"]:
             raise Failure("no FT_EXIT with takeover on the secondary: %s"
