@@ -377,8 +377,10 @@ def scenario_migrate(progress=False):
             log("migration completed: %d ms total, %d ms downtime, %d MB sent"
                 % (info.get("total-time", 0), info.get("downtime", 0),
                    info.get("ram", {}).get("transferred", 0) >> 20))
-        if dst.status() != "running":
-            raise Failure("destination is %s, not running" % dst.status())
+        dst.wait_migration(("completed",), timeout=30)
+        status = dst.status()
+        if status != "running":
+            raise Failure("destination is %s, not running" % status)
         # The guest must go on writing, and reporting, from the destination.
         if not run.checker.wait_for(run.checker.log.count + 100, 120):
             raise Failure("the workload stalled after migration (%d records): %s"
