@@ -67,7 +67,10 @@ run_test() {
     fi
 }
 
-qtest_env() {
+# As meson test does: from the build directory (analyze-script looks for
+# scripts/analyze-migration.py there), with the binaries we built.
+qtest_env() (
+    cd "$OBJ" || exit 1
     QTEST_QEMU_BINARY=$OBJ/qemu-system-x86_64 \
     QTEST_QEMU_IMG=$OBJ/qemu-img \
     QEMU_TEST_FLAKY_TESTS=1 \
@@ -75,7 +78,7 @@ qtest_env() {
     G_TEST_DBUS_DAEMON=$TREE/tests/dbus-vmstate-daemon.sh \
     MALLOC_PERTURB_=$((RANDOM % 255 + 1)) \
     timeout --signal=KILL 900 "$@"
-}
+)
 
 cd "$TOP"
 mkdir -p "$BUILD_DIR"
