@@ -53,8 +53,7 @@ class Failure(Exception):
 # Network namespace
 
 def in_private_netns():
-    return os.environ.get("KEMARI_IN_NETNS") == str(os.getppid()) or \
-        os.environ.get("KEMARI_IN_NETNS") == "1"
+    return os.environ.get("KEMARI_IN_NETNS") == "1"
 
 
 def reexec_in_netns():

@@ -87,6 +87,7 @@ def verify(image, log, max_errors=10):
     on_disk = 0          # records 0..on_disk-1 valid and contiguous
     hole_at = None
     bad = []
+    lost = 0             # acknowledged records missing, corrupt or different
     with open(image, "rb") as f:
         end = data_extent(f)
         nrec = (end + RECORD_SIZE - 1) // RECORD_SIZE
@@ -100,16 +101,19 @@ def verify(image, log, max_errors=10):
                 if hole_at is None:
                     hole_at = k
                 if k < log.count:
+                    lost += 1
                     bad.append("acknowledged record %d is missing from disk" % k)
                 continue
             seq, ok = rec
             if not ok or seq != k:
+                lost += k < log.count
                 bad.append("record %d on disk is corrupt (seq %d, crc %s)"
                            % (k, seq, "ok" if ok else "bad"))
                 continue
             if k < log.count:
                 (crc,) = struct.unpack_from("<I", buf, 4)
                 if crc != log.acked[k]:
+                    lost += 1
                     bad.append("record %d on disk differs from the one "
                                "acknowledged" % k)
                     continue
@@ -123,9 +127,7 @@ def verify(image, log, max_errors=10):
         problems.append("... and %d more disk problems" % (len(bad) - max_errors))
     summary = ("%d writes acknowledged over TCP, %d contiguous records on "
                "disk, %d lost, TCP %s"
-               % (log.count, on_disk,
-                  sum(1 for b in bad if "missing" in b or "corrupt" in b
-                      or "differs" in b),
+               % (log.count, on_disk, lost,
                   "intact" if not (log.errors or log.reset) else "BROKEN"))
     return problems, summary
 
