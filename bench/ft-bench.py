@@ -14,6 +14,13 @@ Targets (issue 3): pause median <= 1 ms for <= 256 dirty pages,
 failover <= 50 ms after EOF.  Under TCG (our machines) the figures are
 those of an emulated guest; they are printed, never asserted.
 
+Then the output rate (issue 4): the e2e workload, in which each request
+is a 4 KiB O_DIRECT|O_SYNC write followed by a report of it over TCP to
+the host, is measured without FT, then, in the same guest and the same
+FT session, in event mode, periodic mode at several intervals and hybrid
+mode: requests/s, the ratio to no FT, and the request interval median
+and p99 as the host sees it.  Target: >= 1000 requests/s in event mode.
+
   KEMARI_BENCH_SECONDS   FT measuring time per load (default 10)
   KEMARI_BENCH_DELAY     x-checkpoint-delay in ms (default 100)
 """
@@ -107,10 +114,78 @@ def measure_ft(cmdline, ready):
         run.cleanup(keep=False)
 
 
+def output_rate(checker, seconds):
+    """Requests acknowledged per second over @seconds, and intervals."""
+    first = checker.log.count
+    t0 = time.time()
+    time.sleep(seconds)
+    elapsed = time.time() - t0
+    times = checker.times[first:]
+    gaps = [(b - a) * 1000 for a, b in zip(times, times[1:])]
+    return {
+        "rate": (len(times)) / elapsed,
+        "median": statistics.median(gaps) if gaps else 0,
+        "p99": percentile(gaps, 99) if gaps else 0,
+    }
+
+
+OUTPUT_CONFIGS = [
+    ("event", {"ft-mode": "event"}),
+    ("periodic 20 ms", {"ft-mode": "periodic", "x-checkpoint-delay": 20}),
+    ("periodic 50 ms", {"ft-mode": "periodic", "x-checkpoint-delay": 50}),
+    ("periodic 100 ms", {"ft-mode": "periodic", "x-checkpoint-delay": 100}),
+    ("hybrid 10 ms", {"ft-mode": "hybrid", "ft-window": 10}),
+]
+
+
+def measure_outputs():
+    run = harness.Run("bench-out")
+    rows = []
+    try:
+        primary = run.qemu("primary", "tap0")
+        primary.wait_serial("workload: started", 180)
+        if not run.checker.wait_for(20, 120):
+            raise Failure("the workload does not run")
+        log("bench: outputs: no FT, %.0f s" % SECONDS)
+        rows.append(("no FT", output_rate(run.checker, SECONDS)))
+        secondary = run.qemu("secondary", "tap1", incoming=harness.INCOMING)
+        harness.ft_protect(primary, secondary, mode="event")
+        for name, params in OUTPUT_CONFIGS:
+            primary.cmd("migrate-set-parameters", **params)
+            time.sleep(1)
+            log("bench: outputs: FT %s, %.0f s" % (name, SECONDS))
+            rows.append(("FT " + name, output_rate(run.checker, SECONDS)))
+        if run.checker.log.errors or run.checker.log.reset:
+            raise Failure("the TCP stream broke: %s %s"
+                          % (run.checker.log.errors, run.checker.log.reset))
+        return rows
+    finally:
+        run.checker.stop()
+        run.cleanup(keep=False)
+
+
+def print_outputs(rows):
+    base = rows[0][1]["rate"]
+    print()
+    print("Output rate: O_SYNC 4 KiB write + TCP report per request "
+          "(same guest, same run)")
+    print("%-22s %10s %10s %12s %12s" %
+          ("config", "req/s", "vs no FT", "interval p50", "interval p99"))
+    for name, r in rows:
+        print("%-22s %10.1f %10.3f %10.2fms %10.2fms" %
+              (name, r["rate"], r["rate"] / base if base else 0,
+               r["median"], r["p99"]))
+    print("target: >= 1000 requests/s in FT event mode")
+
+
 def main():
     if not harness.in_private_netns():
         return harness.reexec_in_netns()
+    only_outputs = sys.argv[1:] == ["outputs"]
     rows = []
+    if only_outputs:
+        print_outputs(measure_outputs())
+        return 0
     for name, cmdline, ready in LOADS:
         log("bench: %s: live migration baseline" % name)
         downtime = measure_migration(cmdline, ready)
@@ -133,6 +208,7 @@ def main():
     print("targets: pause median <= 1 ms for <= 256 dirty pages; "
           "failover <= 50 ms after EOF (failover here includes the ping "
           "round trips)")
+    print_outputs(measure_outputs())
     return 0
 
 

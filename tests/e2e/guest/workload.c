@@ -4,7 +4,8 @@
  * write has completed.
  *
  * Record k (4096 bytes, written with O_DIRECT|O_SYNC at offset k * 4096):
- *   u32 magic, u32 crc32 (of bytes 8..4095), u64 seq, payload from seq.
+ *   u32 magic, u32 crc32 (of bytes 8..4095), u64 seq, payload from seq
+ *   and the time of the write (see kr_fill()).
  * After the write returns, the line "<seq> <crc32 in hex>\n" is sent to
  * the checker.  A write or socket error ends the program with a message:
  * it never reconnects, so a reset or a gap shows up at the checker.
@@ -109,8 +110,13 @@ int main(int argc, char **argv)
 
     for (seq = 0; seq < max_records && (!count || seq < count); seq++) {
         char line[64];
-        uint32_t crc = kr_fill(buf, seq);
-        ssize_t n = pwrite(disk, buf, KR_SIZE, (off_t)seq * KR_SIZE);
+        struct timespec now;
+        uint32_t crc;
+        ssize_t n;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        crc = kr_fill(buf, seq, now.tv_sec * 1000000000ull + now.tv_nsec);
+        n = pwrite(disk, buf, KR_SIZE, (off_t)seq * KR_SIZE);
 
         if (n != KR_SIZE) {
             printf("workload: write %llu failed: %s\n",
