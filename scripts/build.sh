@@ -50,6 +50,9 @@ fi
 # While building an early prefix of the series (scripts/bisect.sh), test
 # binaries that later patches add do not exist yet: skip those.
 if [ "${KEMARI_BUILD_KNOWN_ONLY:-0}" = 1 ]; then
+    # The targets of this prefix's meson files, not of the last build's
+    ninja -C "$OBJ" build.ninja > /dev/null ||
+        die "cannot regenerate build.ninja"
     known=$(ninja -C "$OBJ" -t targets all 2>/dev/null | cut -d: -f1)
     mapfile -t TARGETS < <(printf '%s\n' "${TARGETS[@]}" | grep -Fxf <(echo "$known"))
 fi
