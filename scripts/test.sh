@@ -112,6 +112,7 @@ while read -r kind bin arg; do
     qtest) run_test "qtest $arg" qtest_env "$OBJ/$bin" --full --tap -p "$arg" ;;
     e2e) run_test "e2e $bin" timeout --signal=KILL 900 \
              python3 "$TOP/tests/e2e/harness.py" "$bin" ;;
+    check) run_test "check ${bin##*/}" timeout --signal=KILL 1800 "$TOP/$bin" ;;
     *) record "suite.list: unknown kind '$kind'" FAIL 0 ;;
     esac
 done < tests/suite.list
