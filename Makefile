@@ -17,6 +17,11 @@ help:
 	@echo "make checkpatch  scripts/checkpatch.pl on every patch"
 	@echo "make bisect      build every prefix of the series"
 	@echo "make bench       FT benchmark against live migration (bench/)"
+	@echo "make bench-postcopy  postcopy against precopy on a guest that dirties memory fast"
+	@echo "make bench-templates VM template clones against a cold boot (start time, PSS)"
+	@echo "make bench-vmstate   x-vmstate-cycle pause per iteration against stop + cont"
+	@echo "make bench-seeds live update and save/restore with x-ignore-shared against"
+	@echo "                 live migration and save/restore with the RAM in the stream"
 
 deps:
 	scripts/deps.sh
@@ -64,3 +69,18 @@ distclean:
 .PHONY: bench
 bench: build guest
 	python3 bench/ft-bench.py
+
+.PHONY: bench-seeds
+bench-seeds: build guest
+	python3 bench/seeds-bench.py
+
+.PHONY: bench-postcopy bench-templates
+bench-postcopy: build guest
+	python3 bench/postcopy-bench.py
+
+bench-templates: build guest
+	python3 bench/template-bench.py
+
+.PHONY: bench-vmstate
+bench-vmstate: build guest
+	python3 bench/vmstate-cycle-bench.py

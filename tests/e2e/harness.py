@@ -16,6 +16,22 @@ outcome with verify.py.
   harness.py ft-noloss-e1000  the same once with e1000 + ide-hd
   harness.py ft-noloss-slow   20 times each way (slow suite)
   harness.py demo          the main job, with progress
+  harness.py live-update   guest RAM on a shared memory file, migrated
+                           with x-ignore-shared to a new QEMU on the
+                           same host: only device state travels (seeds.py)
+  harness.py save-restore  the same RAM, saved with x-ignore-shared to a
+                           file, restored in a new QEMU (seeds.py)
+  harness.py live-update-cpr  the live update in cpr-transfer mode
+  harness.py seeds-controls  both fail if the RAM is not shared
+  harness.py postcopy      postcopy live migration mid-workload: passes
+                           through postcopy-active (seeds2.py)
+  harness.py templates     VM template (tools/vm-template.py) and 3
+                           clones: each runs, RAM and disk independent,
+                           template files unchanged, a control fails
+                           (seeds2.py)
+  harness.py vmstate-cycle  200 x-vmstate-cycle iterations (save, reset,
+                           load the devices) under the workload, then
+                           the verifier (vmstate_cycle.py)
 
 Environment: KEMARI_QEMU (binary), KEMARI_GUEST (dir with vmlinuz and
 initrd.img), KEMARI_E2E_DIR (scratch dir), KEMARI_ACCEL (default tcg:
@@ -643,6 +659,15 @@ def scenario_demo():
     return ok
 
 
+def lazy(module, name):
+    """Scenario @name of tests/e2e/@module.py, imported when it runs."""
+    def scenario():
+        # The module imports harness: give it this one, not a second copy.
+        sys.modules.setdefault("harness", sys.modules[__name__])
+        return __import__(module).SCENARIOS[name]()
+    return scenario
+
+
 SCENARIOS = {
     "selftest": scenario_selftest,
     "migrate": scenario_migrate,
@@ -654,6 +679,13 @@ SCENARIOS = {
         scenario_ft_noloss(20, modes=("event", "periodic", "hybrid")) &
         scenario_ft_noloss(20, "e1000", modes=("event", "periodic"))),
     "demo": lambda: scenario_demo(),
+    "live-update": lazy("seeds", "live-update"),
+    "save-restore": lazy("seeds", "save-restore"),
+    "live-update-cpr": lazy("seeds", "live-update-cpr"),
+    "seeds-controls": lazy("seeds", "seeds-controls"),
+    "postcopy": lazy("seeds2", "postcopy"),
+    "templates": lazy("seeds2", "templates"),
+    "vmstate-cycle": lazy("vmstate_cycle", "vmstate-cycle"),
 }
 
 
