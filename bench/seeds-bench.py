@@ -37,7 +37,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "tests", "e2e"))
 import harness  # noqa: E402
-import seeds  # noqa: E402
+import shared_ram  # noqa: E402
 from harness import log, Failure  # noqa: E402
 
 REPS = int(os.environ.get("KEMARI_BENCH_REPS", "3"))
@@ -55,7 +55,7 @@ def check(run, vm):
 
 
 def boot(run, shared, mem, extra=()):
-    extra = (seeds.memory_backend(mem) if shared else []) + list(extra)
+    extra = (shared_ram.memory_backend(mem) if shared else []) + list(extra)
     vm = run.qemu("source", "tap0", extra=extra)
     harness.boot_and_load(run, vm, RECORDS, False)
     return vm
@@ -65,19 +65,19 @@ def live(shared, cpr=False):
     """One local live migration; with @shared, a live update
     (x-ignore-shared, or with @cpr in cpr-transfer mode)."""
     run = harness.Run("bench-live")
-    mem = seeds.memory_file(run)
+    mem = shared_ram.memory_file(run)
     aux = ["-machine", "aux-ram-share=on"] if cpr else []
     try:
         src = boot(run, shared, mem, aux)
-        extra = seeds.memory_backend(mem) if shared else []
+        extra = shared_ram.memory_backend(mem) if shared else []
         if cpr:
-            dst = seeds.cpr_transfer(run, src, "destination", "tap1",
+            dst = shared_ram.cpr_transfer(run, src, "destination", "tap1",
                                      extra + aux)
         else:
             dst = run.qemu("destination", "tap1",
                            incoming=harness.INCOMING, extra=extra)
             if shared:
-                seeds.ignore_shared(src, dst)
+                shared_ram.ignore_shared(src, dst)
             src.cmd("migrate", uri=harness.INCOMING)
         info = src.wait_migration(("completed",))
         dst.wait_migration(("completed",), timeout=60)
@@ -87,23 +87,23 @@ def live(shared, cpr=False):
     finally:
         run.checker.stop()
         run.cleanup(keep=False)
-        seeds.remove(mem)
+        shared_ram.remove(mem)
 
 
 def save_restore(shared):
     """One save of the running guest to a file and its restore."""
     run = harness.Run("bench-save")
-    mem = seeds.memory_file(run)
+    mem = shared_ram.memory_file(run)
     state = os.path.join(run.dir, "state")
     try:
         src = boot(run, shared, mem)
         if shared:
-            seeds.ignore_shared(src)
+            shared_ram.ignore_shared(src)
         src.cmd("migrate", uri="file:" + state)
         info = src.wait_migration(("completed",))
         src.quit()
         size = os.path.getsize(state)
-        extra = seeds.memory_backend(mem) if shared else []
+        extra = shared_ram.memory_backend(mem) if shared else []
         t0 = time.time()
         pinger = subprocess.Popen(["ping", "-c", "1", "-w", "60", "-i",
                                    "0.01", harness.GUEST_IP],
@@ -113,7 +113,7 @@ def save_restore(shared):
             dst = run.qemu("restored", "tap1", incoming="defer",
                            extra=extra)
             if shared:
-                seeds.ignore_shared(dst)
+                shared_ram.ignore_shared(dst)
             dst.cmd("migrate-incoming", uri="file:" + state)
             while dst.status() != "running":
                 if time.time() - t0 > 60:
@@ -134,7 +134,7 @@ def save_restore(shared):
     finally:
         run.checker.stop()
         run.cleanup(keep=False)
-        seeds.remove(mem)
+        shared_ram.remove(mem)
 
 
 def median(rows, key):

@@ -35,7 +35,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 import harness  # noqa: E402
-import seeds2  # noqa: E402
+import postcopy_templates as pt  # noqa: E402
 from harness import log, Failure  # noqa: E402
 
 KS = [int(k) for k in os.environ.get("KEMARI_BENCH_CLONES",
@@ -68,10 +68,10 @@ def clones(vt, tmpl, work, k):
         try:
             t0 = time.time()
             vm = vt.start_clone(tmpl, work, "k%d-clone%d" % (k, i),
-                                netdev=seeds2.tap_netdev("tc%d" % i))
+                                netdev=pt.tap_netdev("tc%d" % i))
             vms[i] = vm
             running = time.time() - t0
-            if not seeds2.ping_tap("tc%d" % i):
+            if not pt.ping_tap("tc%d" % i):
                 raise Failure("%s does not answer ping" % vm.name)
             results[i] = {"running": running * 1000,
                           "answers": (time.time() - t0) * 1000}
@@ -108,11 +108,11 @@ def cold_boot(vt, tmpl, work):
                     desc["disk_format"], overlay], check=True)
     args = ([desc["qemu"], "-m", str(desc["mem_mb"]),
              "-drive", "file=%s,format=qcow2,if=none,id=disk0" % overlay] +
-            vt.netdev_args(seeds2.tap_netdev("tcold")) + desc["args"])
+            vt.netdev_args(pt.tap_netdev("tcold")) + desc["args"])
     t0 = time.time()
     vm = vt.Vm("cold", args, work)
     try:
-        if not seeds2.ping_tap("tcold", timeout=180, interval=0.05):
+        if not pt.ping_tap("tcold", timeout=180, interval=0.05):
             raise Failure("the cold-booted guest does not answer ping")
         answers = (time.time() - t0) * 1000
         vm.wait_serial(desc["ready"], 10)
@@ -127,18 +127,18 @@ def cold_boot(vt, tmpl, work):
 def main():
     if not harness.in_private_netns():
         return harness.reexec_in_netns()
-    vt = seeds2.template_tool()
-    work, tdir = seeds2.scratch("bench-template")
+    vt = pt.template_tool()
+    work, tdir = pt.scratch("bench-template")
     tmpl = os.path.join(tdir, "t")
-    seeds2.setup_taps(["tt0", "tcold"] + ["tc%d" % i for i in range(max(KS))])
+    pt.setup_taps(["tt0", "tcold"] + ["tc%d" % i for i in range(max(KS))])
     disk = os.path.join(work, "disk.raw")
     with open(disk, "wb") as f:
         f.truncate(64 << 20)
     try:
         log("bench: template")
-        vt.create(tmpl, seeds2.guest_args("idle"), disk,
+        vt.create(tmpl, pt.guest_args("idle"), disk,
                   ready="workload: started",
-                  netdev=seeds2.tap_netdev("tt0"), timeout=180, log=log)
+                  netdev=pt.tap_netdev("tt0"), timeout=180, log=log)
         desc = vt.load(tmpl)
         populated = os.stat(os.path.join(tmpl, "memory")).st_blocks / 2048
         rows = []

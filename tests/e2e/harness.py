@@ -18,17 +18,17 @@ outcome with verify.py.
   harness.py demo          the main job, with progress
   harness.py live-update   guest RAM on a shared memory file, migrated
                            with x-ignore-shared to a new QEMU on the
-                           same host: only device state travels (seeds.py)
+                           same host: only device state travels (shared_ram.py)
   harness.py save-restore  the same RAM, saved with x-ignore-shared to a
-                           file, restored in a new QEMU (seeds.py)
+                           file, restored in a new QEMU (shared_ram.py)
   harness.py live-update-cpr  the live update in cpr-transfer mode
   harness.py seeds-controls  both fail if the RAM is not shared
   harness.py postcopy      postcopy live migration mid-workload: passes
-                           through postcopy-active (seeds2.py)
+                           through postcopy-active (postcopy_templates.py)
   harness.py templates     VM template (tools/vm-template.py) and 3
                            clones: each runs, RAM and disk independent,
                            template files unchanged, a control fails
-                           (seeds2.py)
+                           (postcopy_templates.py)
   harness.py vmstate-cycle  200 x-vmstate-cycle iterations (save, reset,
                            load the devices) under the workload, then
                            the verifier (vmstate_cycle.py)
@@ -679,12 +679,12 @@ SCENARIOS = {
         scenario_ft_noloss(20, modes=("event", "periodic", "hybrid")) &
         scenario_ft_noloss(20, "e1000", modes=("event", "periodic"))),
     "demo": lambda: scenario_demo(),
-    "live-update": lazy("seeds", "live-update"),
-    "save-restore": lazy("seeds", "save-restore"),
-    "live-update-cpr": lazy("seeds", "live-update-cpr"),
-    "seeds-controls": lazy("seeds", "seeds-controls"),
-    "postcopy": lazy("seeds2", "postcopy"),
-    "templates": lazy("seeds2", "templates"),
+    "live-update": lazy("shared_ram", "live-update"),
+    "save-restore": lazy("shared_ram", "save-restore"),
+    "live-update-cpr": lazy("shared_ram", "live-update-cpr"),
+    "seeds-controls": lazy("shared_ram", "seeds-controls"),
+    "postcopy": lazy("postcopy_templates", "postcopy"),
+    "templates": lazy("postcopy_templates", "templates"),
     "vmstate-cycle": lazy("vmstate_cycle", "vmstate-cycle"),
 }
 
