@@ -403,6 +403,25 @@ def start_pair(run, first, second, records, progress, models="virtio"):
     return a, b
 
 
+def workload_goes_on(run, vm, what, records=100, timeout=120):
+    """The guest must go on writing, and reporting, from @vm after
+    @what: @records more acknowledged within @timeout seconds."""
+    want = run.checker.log.count + records
+    if not run.checker.wait_for(want, timeout):
+        raise Failure("the workload stalled after the %s (%d records): %s"
+                      % (what, run.checker.log.count,
+                         vm.serial_text()[-1000:]))
+
+
+def verdict(run):
+    """Stop everything and run the verifier; True if it found nothing."""
+    problems, summary = run.finish()
+    log("verifier: " + summary)
+    for p in problems:
+        log("verifier: " + p)
+    return not problems
+
+
 def scenario_migrate(progress=False):
     """Precopy live migration of the guest under the disk+TCP workload."""
     run = Run("migrate")
@@ -422,16 +441,9 @@ def scenario_migrate(progress=False):
         status = dst.status()
         if status != "running":
             raise Failure("destination is %s, not running" % status)
-        # The guest must go on writing, and reporting, from the destination.
-        if not run.checker.wait_for(run.checker.log.count + 100, 120):
-            raise Failure("the workload stalled after migration (%d records): %s"
-                          % (run.checker.log.count, dst.serial_text()[-1000:]))
+        workload_goes_on(run, dst, "migration")
         src.quit()
-        problems, summary = run.finish()
-        log("verifier: " + summary)
-        for p in problems:
-            log("verifier: " + p)
-        ok = not problems
+        ok = verdict(run)
         return ok
     finally:
         run.cleanup(keep=not ok)

@@ -141,16 +141,9 @@ def scenario_postcopy(progress=False):
         status = dst.status()
         if status != "running":
             raise Failure("destination is %s, not running" % status)
-        if not run.checker.wait_for(run.checker.log.count + RECORDS, 120):
-            raise Failure("the workload stalled after migration (%d "
-                          "records): %s" % (run.checker.log.count,
-                                            dst.serial_text()[-1000:]))
+        harness.workload_goes_on(run, dst, "migration", RECORDS)
         src.quit()
-        problems, summary = run.finish()
-        log("verifier: " + summary)
-        for p in problems:
-            log("verifier: " + p)
-        ok = not problems
+        ok = harness.verdict(run)
         return ok
     finally:
         run.checker.stop()

@@ -144,23 +144,6 @@ def expect_small(what, nbytes):
                                                SMALL >> 10))
 
 
-def workload_goes_on(run, vm, what, timeout=120):
-    """The guest must go on writing, and reporting, from @vm."""
-    want = run.checker.log.count + RECORDS
-    if not run.checker.wait_for(want, timeout):
-        raise Failure("the workload stalled after the %s (%d records): %s"
-                      % (what, run.checker.log.count,
-                         vm.serial_text()[-1000:]))
-
-
-def verdict(run):
-    problems, summary = run.finish()
-    log("verifier: " + summary)
-    for p in problems:
-        log("verifier: " + p)
-    return not problems
-
-
 def scenario_live_update(progress=False, share=True, same_file=True,
                          timeout=120, cpr=False):
     """Local live update: same host, same memory file, x-ignore-shared
@@ -199,10 +182,10 @@ def scenario_live_update(progress=False, share=True, same_file=True,
                                     info.get("total-time", 0),
                                     info.get("downtime", 0), sent >> 10,
                                     RAM_SIZE >> 20))
-        workload_goes_on(run, dst, "live update", timeout)
+        harness.workload_goes_on(run, dst, "live update", RECORDS, timeout)
         expect_small("bytes sent by the live update", sent)
         src.quit()
-        ok = verdict(run)
+        ok = harness.verdict(run)
         return ok
     finally:
         run.checker.stop()
@@ -241,11 +224,11 @@ def scenario_save_restore(progress=False, share=True):
         except OSError as e:
             raise gone(dst, e)
         log("restored; the workload goes on")
-        workload_goes_on(run, dst, "restore")
+        harness.workload_goes_on(run, dst, "restore", RECORDS)
         expect_small("state file", size)
         expect_small("bytes sent by the save",
                      info.get("ram", {}).get("transferred", 0))
-        ok = verdict(run)
+        ok = harness.verdict(run)
         return ok
     finally:
         run.checker.stop()
