@@ -74,7 +74,6 @@ def measure_migration(cmdline, ready):
         dst.wait_migration(("completed",))
         return info.get("downtime", 0)
     finally:
-        run.checker.stop()
         run.cleanup(keep=False)
 
 
@@ -110,7 +109,6 @@ def measure_ft(cmdline, ready):
             "count": len(pauses),
         }
     finally:
-        run.checker.stop()
         run.cleanup(keep=False)
 
 
@@ -161,7 +159,6 @@ def measure_outputs():
                           % (run.checker.log.errors, run.checker.log.reset))
         return rows
     finally:
-        run.checker.stop()
         run.cleanup(keep=False)
 
 

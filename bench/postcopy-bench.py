@@ -148,7 +148,6 @@ def measure():
             time.sleep(2)       # the dirtying settles on the new host
         return rows
     finally:
-        run.checker.stop()
         run.cleanup(keep=False)
 
 

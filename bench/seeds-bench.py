@@ -85,7 +85,6 @@ def live(shared, cpr=False):
         return {"downtime": info["downtime"], "total": info["total-time"],
                 "bytes": info["ram"]["transferred"]}
     finally:
-        run.checker.stop()
         run.cleanup(keep=False)
         shared_ram.remove(mem)
 
@@ -132,7 +131,6 @@ def save_restore(shared):
         return {"save": info["total-time"], "size": size,
                 "running": running * 1000, "ping": answers * 1000}
     finally:
-        run.checker.stop()
         run.cleanup(keep=False)
         shared_ram.remove(mem)
 

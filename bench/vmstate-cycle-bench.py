@@ -67,7 +67,6 @@ def measure(name, cmdline, ready):
                 "p99": percentile(pauses, 99),
                 "base": statistics.median(base)}
     finally:
-        run.checker.stop()
         run.cleanup(keep=False)
 
 

@@ -379,6 +379,9 @@ class Run:
         return problems, summary
 
     def cleanup(self, keep):
+        """Stop the checker and kill what still runs; @keep the scratch
+        directory (of a failed run)."""
+        self.checker.stop()
         for vm in self.vms:
             if vm.proc.poll() is None:
                 vm.kill()
@@ -515,7 +518,6 @@ def scenario_ft_failover(progress=False):
         ok = True
         return ok
     finally:
-        run.checker.stop()
         run.cleanup(keep=not ok)
 
 
@@ -572,7 +574,6 @@ def ft_noloss_once(rep, models, progress, mode="event"):
         ok = not problems
         return ok
     finally:
-        run.checker.stop()
         run.cleanup(keep=not ok)
 
 

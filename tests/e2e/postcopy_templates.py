@@ -146,7 +146,6 @@ def scenario_postcopy(progress=False):
         ok = harness.verdict(run)
         return ok
     finally:
-        run.checker.stop()
         run.cleanup(keep=not ok)
 
 

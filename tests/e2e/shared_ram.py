@@ -188,7 +188,6 @@ def scenario_live_update(progress=False, share=True, same_file=True,
         ok = harness.verdict(run)
         return ok
     finally:
-        run.checker.stop()
         run.cleanup(keep=KEEP_FAILED and not ok)
         remove(mem)
         remove(dst_mem)
@@ -231,7 +230,6 @@ def scenario_save_restore(progress=False, share=True):
         ok = harness.verdict(run)
         return ok
     finally:
-        run.checker.stop()
         run.cleanup(keep=KEEP_FAILED and not ok)
         remove(mem)
 

@@ -60,7 +60,6 @@ def scenario_vmstate_cycle(progress=False):
         ok = harness.verdict(run)
         return ok
     finally:
-        run.checker.stop()
         run.cleanup(keep=not ok)
 
 
