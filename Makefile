@@ -16,6 +16,7 @@ help:
 	@echo "make build       incremental build of QEMU and the tests we run"
 	@echo "make checkpatch  scripts/checkpatch.pl on every patch"
 	@echo "make bisect      build every prefix of the series"
+	@echo "make stress      the FT tests 5 times beside two busy loops (not in CI)"
 	@echo "make bench       FT benchmark against live migration (bench/)"
 	@echo "make bench-postcopy  postcopy against precopy on a guest that dirties memory fast"
 	@echo "make bench-templates VM template clones against a cold boot (start time, PSS)"
@@ -65,6 +66,10 @@ clean:
 
 distclean:
 	rm -rf build
+
+.PHONY: stress
+stress: build guest
+	scripts/stress.sh
 
 .PHONY: bench
 bench: build guest
