@@ -26,6 +26,7 @@ CONFIGURE_ARGS=(
     --without-default-features
     --enable-tcg --enable-kvm --enable-tools --enable-slirp --enable-fdt=system
     --enable-vhost-net --enable-vhost-kernel
+    --enable-gnutls
 )
 
 # QEMU's configure names the compiler in its meson cross file, so meson

@@ -12,6 +12,7 @@ PKGS=(
     build-essential git ninja-build pkg-config ccache
     python3 python3-venv python3-setuptools
     libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev libslirp-dev
+    libgnutls28-dev libtasn1-6-dev
     flex bison
     seabios ipxe-qemu qemu-system-data
     busybox-static cpio xz-utils zstd kmod iproute2 iputils-ping util-linux
