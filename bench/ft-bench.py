@@ -8,7 +8,9 @@ For each load it prints: checkpoints/s, guest pause per checkpoint
 (median and p99, from the ft_checkpoint_done trace point), bytes per
 checkpoint, failover time (kill -9 of the primary until the guest
 answers ping on the secondary), and the live-migration downtime; then
-the ratios of pause to that downtime.
+the ratios of pause to that downtime.  Each load is measured again with
+the device state sent in full at each checkpoint
+(x-ft-devices-delta=off), the baseline of the delta.
 
 Targets (issue 3): pause median <= 1 ms for <= 256 dirty pages,
 failover <= 50 ms after EOF.  Under TCG (our machines) the figures are
@@ -40,6 +42,8 @@ from harness import log, Failure  # noqa: E402
 
 SECONDS = float(os.environ.get("KEMARI_BENCH_SECONDS", "10"))
 DELAY = int(os.environ.get("KEMARI_BENCH_DELAY", "100"))
+# The baseline of the device state delta: each checkpoint in full
+FULL_DEVICES = ["-global", "migration.x-ft-devices-delta=off"]
 LOADS = [("idle", "kemari.mode=idle", "workload: started"),
          ("dirty 64 pages/ms", "kemari.mode=dirty64", "dirty: started")]
 PAUSE_RE = re.compile(r"ft_checkpoint_done checkpoint (\d+) committed, "
@@ -77,13 +81,13 @@ def measure_migration(cmdline, ready):
         run.cleanup(keep=False)
 
 
-def measure_ft(cmdline, ready):
+def measure_ft(cmdline, ready, extra=()):
     run = harness.Run("bench-ft")
     trace = os.path.join(run.dir, "primary.trace")
     try:
         primary = run.qemu("primary", "tap0", cmdline=cmdline,
                            extra=["-trace", "enable=ft_checkpoint_done",
-                                  "-D", trace])
+                                  "-D", trace] + list(extra))
         primary.wait_serial(ready, 180)
         time.sleep(2)
         secondary = run.qemu("secondary", "tap1",
@@ -196,6 +200,9 @@ def main():
             % (name, DELAY, SECONDS))
         ft = measure_ft(cmdline, ready)
         rows.append((name, downtime, ft))
+        log("bench: %s: FT as above, device state sent in full" % name)
+        full = measure_ft(cmdline, ready, FULL_DEVICES)
+        rows.append((name + ", full dev", downtime, full))
     accel = os.environ.get("KEMARI_ACCEL", "tcg")
     print()
     print("Kemari FT benchmark (real guest, 256 MiB, %s, periodic mode, "
@@ -208,6 +215,11 @@ def main():
               (name, ft["cps"], ft["median"], ft["p99"], ft["bytes"],
                ft["failover"], downtime,
                ft["median"] / downtime if downtime else 0))
+    for i in range(0, len(rows) - 1, 2):
+        delta, full = rows[i][2]["bytes"], rows[i + 1][2]["bytes"]
+        print("%s: bytes/ckpt with the device state delta / in full: "
+              "%.0f / %.0f = %.2f" % (rows[i][0], delta, full,
+                                      delta / full if full else 0))
     print("targets: pause median <= 1 ms for <= 256 dirty pages; "
           "failover <= 50 ms after EOF (failover here includes the ping "
           "round trips)")
