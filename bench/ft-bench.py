@@ -22,6 +22,10 @@ the host, is measured without FT, then, in the same guest and the same
 FT session, in event mode, periodic mode at several intervals and hybrid
 mode: requests/s, the ratio to no FT, and the request interval median
 and p99 as the host sees it.  Target: >= 1000 requests/s in event mode.
+The output rate is measured twice: with checkpoints pipelined (the guest
+runs while a checkpoint travels, the default), and synchronous
+(x-ft-pipeline=off: the guest stays paused until the release), which
+was the engine before issue 14.
 
   KEMARI_BENCH_SECONDS   FT measuring time per load (default 10)
   KEMARI_BENCH_DELAY     ft-interval of the periodic mode, in ms (default 100)
@@ -44,10 +48,16 @@ SECONDS = float(os.environ.get("KEMARI_BENCH_SECONDS", "10"))
 DELAY = int(os.environ.get("KEMARI_BENCH_DELAY", "100"))
 # The baseline of the device state delta: each checkpoint in full
 FULL_DEVICES = ["-global", "migration.x-ft-devices-delta=off"]
+# The baseline of the pipeline: the guest paused until the release
+SYNCHRONOUS = ["-global", "migration.x-ft-pipeline=off"]
 LOADS = [("idle", "kemari.mode=idle", "workload: started"),
          ("dirty 64 pages/ms", "kemari.mode=dirty64", "dirty: started")]
 PAUSE_RE = re.compile(r"ft_checkpoint_done checkpoint (\d+) committed, "
                       r"guest paused (\d+) us")
+PHASES = ("stop", "RAM", "devices", "resume")
+PHASES_RE = re.compile(r"ft_checkpoint_paused checkpoint (\d+): guest paused "
+                       r"\d+ us: stop (\d+), RAM (\d+), devices (\d+), "
+                       r"resume (\d+)")
 
 
 def percentile(values, p):
@@ -87,6 +97,7 @@ def measure_ft(cmdline, ready, extra=()):
     try:
         primary = run.qemu("primary", "tap0", cmdline=cmdline,
                            extra=["-trace", "enable=ft_checkpoint_done",
+                                  "-trace", "enable=ft_checkpoint_paused",
                                   "-D", trace] + list(extra))
         primary.wait_serial(ready, 180)
         time.sleep(2)
@@ -100,7 +111,10 @@ def measure_ft(cmdline, ready, extra=()):
         end = primary.migration()["ft"]
         elapsed = time.time() - t0
         with open(trace) as f:
-            pauses = [int(m.group(2)) for m in PAUSE_RE.finditer(f.read())]
+            text = f.read()
+        pauses = [int(m.group(2)) for m in PAUSE_RE.finditer(text)]
+        phases = [m.groups()[1:] for m in PHASES_RE.finditer(text)
+                  if m.group(1) != "0"]
         n = end["checkpoints"] - start["checkpoints"]
         nbytes = end["bytes"] - start["bytes"]
         primary.kill(signal.SIGKILL)
@@ -112,6 +126,8 @@ def measure_ft(cmdline, ready, extra=()):
             "bytes": nbytes / n if n else 0,
             "failover": failover * 1000,
             "count": len(pauses),
+            "phases": [statistics.median(int(p[i]) for p in phases) / 1000
+                       if phases else 0 for i in range(len(PHASES))],
         }
     finally:
         run.cleanup(keep=False)
@@ -142,11 +158,11 @@ OUTPUT_CONFIGS = [
 ]
 
 
-def measure_outputs():
+def measure_outputs(extra=()):
     run = harness.Run("bench-out")
     rows = []
     try:
-        primary = run.qemu("primary", "tap0")
+        primary = run.qemu("primary", "tap0", extra=list(extra))
         primary.wait_serial("workload: started", 180)
         if not run.checker.wait_for(20, 120):
             raise Failure("the workload does not run")
@@ -167,11 +183,11 @@ def measure_outputs():
         run.cleanup(keep=False)
 
 
-def print_outputs(rows):
+def print_outputs(rows, engine):
     base = rows[0][1]["rate"]
     print()
-    print("Output rate: O_SYNC 4 KiB write + TCP report per request "
-          "(same guest, same run)")
+    print("Output rate, %s checkpoints: O_SYNC 4 KiB write + TCP report "
+          "per request (same guest, same run)" % engine)
     print("%-22s %10s %10s %12s %12s %12s" %
           ("config", "req/s", "vs no FT", "interval p50", "interval p99",
            "interval max"))
@@ -185,13 +201,27 @@ def print_outputs(rows):
     print("target: >= 1000 requests/s in FT event mode")
 
 
+def measure_print_outputs():
+    log("bench: outputs, pipelined checkpoints")
+    pipelined = measure_outputs()
+    log("bench: outputs, synchronous checkpoints (x-ft-pipeline=off)")
+    synchronous = measure_outputs(SYNCHRONOUS)
+    print_outputs(pipelined, "pipelined")
+    print_outputs(synchronous, "synchronous (x-ft-pipeline=off)")
+    print()
+    for (name, p), (_, s) in zip(pipelined[1:], synchronous[1:]):
+        print("%s: requests/s pipelined / synchronous: %.1f / %.1f = %.2f"
+              % (name, p["rate"], s["rate"],
+                 p["rate"] / s["rate"] if s["rate"] else 0))
+
+
 def main():
     if not harness.in_private_netns():
         return harness.reexec_in_netns()
     only_outputs = sys.argv[1:] == ["outputs"]
     rows = []
     if only_outputs:
-        print_outputs(measure_outputs())
+        measure_print_outputs()
         return 0
     for name, cmdline, ready in LOADS:
         log("bench: %s: live migration baseline" % name)
@@ -215,6 +245,12 @@ def main():
               (name, ft["cps"], ft["median"], ft["p99"], ft["bytes"],
                ft["failover"], downtime,
                ft["median"] / downtime if downtime else 0))
+    print("pause by phase, median ms (ft_checkpoint_paused): "
+          "stop = vm stop with its drain and flush of the disks, "
+          "RAM = dirty log sync and copy, devices = device state and delta")
+    for name, downtime, ft in rows:
+        print("%-20s %s" % (name, "  ".join(
+            "%s %.2f" % (n, v) for n, v in zip(PHASES, ft["phases"]))))
     for i in range(0, len(rows) - 1, 2):
         delta, full = rows[i][2]["bytes"], rows[i + 1][2]["bytes"]
         print("%s: bytes/ckpt with the device state delta / in full: "
@@ -223,7 +259,7 @@ def main():
     print("targets: pause median <= 1 ms for <= 256 dirty pages; "
           "failover <= 50 ms after EOF (failover here includes the ping "
           "round trips)")
-    print_outputs(measure_outputs())
+    measure_print_outputs()
     return 0
 
 
