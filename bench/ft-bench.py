@@ -158,11 +158,34 @@ OUTPUT_CONFIGS = [
 ]
 
 
+HOLD_RE = re.compile(r"@(\d+\.\d+):filter_ft_hold .* epoch (\d+)")
+DONE_RE = re.compile(r"@(\d+\.\d+):ft_checkpoint_done checkpoint (\d+) ")
+
+
+def output_latency(trace, t0, t1):
+    """Held frame to the commit of its checkpoint, in ms: for the frames
+    held between @t0 and @t1 (wall clock, as the trace's timestamps)."""
+    with open(trace) as f:
+        text = f.read()
+    done = {int(m.group(2)): float(m.group(1)) for m in DONE_RE.finditer(text)}
+    lat = [(done[int(m.group(2))] - float(m.group(1))) * 1000
+           for m in HOLD_RE.finditer(text)
+           if t0 <= float(m.group(1)) <= t1 and int(m.group(2)) in done]
+    if not lat:
+        return None
+    return {"median": statistics.median(lat), "p99": percentile(lat, 99),
+            "count": len(lat)}
+
+
 def measure_outputs(extra=()):
     run = harness.Run("bench-out")
+    trace = os.path.join(run.dir, "primary.trace")
     rows = []
     try:
-        primary = run.qemu("primary", "tap0", extra=list(extra))
+        primary = run.qemu("primary", "tap0", extra=[
+            "-trace", "enable=filter_ft_hold",
+            "-trace", "enable=ft_checkpoint_done",
+            "-msg", "timestamp=on", "-D", trace] + list(extra))
         primary.wait_serial("workload: started", 180)
         if not run.checker.wait_for(20, 120):
             raise Failure("the workload does not run")
@@ -174,7 +197,10 @@ def measure_outputs(extra=()):
             primary.cmd("migrate-set-parameters", **params)
             time.sleep(1)
             log("bench: outputs: FT %s, %.0f s" % (name, SECONDS))
-            rows.append(("FT " + name, output_rate(run.checker, SECONDS)))
+            t0 = time.time()
+            rate = output_rate(run.checker, SECONDS)
+            rate["latency"] = output_latency(trace, t0, time.time())
+            rows.append(("FT " + name, rate))
         if run.checker.log.errors or run.checker.log.reset:
             raise Failure("the TCP stream broke: %s %s"
                           % (run.checker.log.errors, run.checker.log.reset))
@@ -198,6 +224,12 @@ def print_outputs(rows, engine):
     print("intervals are between reports as the host receives them: held "
           "reports leave in bursts, so the longest interval is the longest "
           "a request waited")
+    for name, r in rows:
+        lat = r.get("latency")
+        if lat:
+            print("%s: output latency (frame held to its checkpoint's "
+                  "commit), %d frames: median %.2f ms, p99 %.2f ms"
+                  % (name, lat["count"], lat["median"], lat["p99"]))
     print("target: >= 1000 requests/s in FT event mode")
 
 
