@@ -10,7 +10,9 @@ checkpoint, failover time (kill -9 of the primary until the guest
 answers ping on the secondary), and the live-migration downtime; then
 the ratios of pause to that downtime.  Each load is measured again with
 the device state sent in full at each checkpoint
-(x-ft-devices-delta=off), the baseline of the delta.  The memory load
+(x-ft-devices-delta=off), the baseline of the delta.  And with the
+xbzrle capability, which sends dirty pages as their differences from
+the copies in its cache.  The memory load
 is measured again in a 2 GiB guest (issue 14: the pause should stay
 within 1.5x of the 256 MiB guest's), and the pause is broken down by
 phase from the ft_checkpoint_paused trace point.
@@ -53,6 +55,8 @@ DELAY = int(os.environ.get("KEMARI_BENCH_DELAY", "100"))
 FULL_DEVICES = ["-global", "migration.x-ft-devices-delta=off"]
 # The experimental pipeline: the guest runs while a checkpoint travels
 PIPELINED = ["-global", "migration.x-ft-pipeline=on"]
+# Dirty RAM as differences from the XBZRLE cache (64 MiB, the default)
+XBZRLE = ["-global", "migration.x-xbzrle=on"]
 LOADS = [("idle", "kemari.mode=idle", "workload: started"),
          ("dirty 64 pages/ms", "kemari.mode=dirty64", "dirty: started")]
 PAUSE_RE = re.compile(r"ft_checkpoint_done checkpoint (\d+) committed, "
@@ -270,6 +274,9 @@ def main():
         log("bench: %s: FT as above, device state sent in full" % name)
         full = measure_ft(cmdline, ready, FULL_DEVICES)
         rows.append((name + ", full dev", downtime, full))
+        log("bench: %s: FT as above, with the xbzrle capability" % name)
+        xbzrle = measure_ft(cmdline, ready, XBZRLE)
+        rows.append((name + ", xbzrle", downtime, xbzrle))
     accel = os.environ.get("KEMARI_ACCEL", "tcg")
     print()
     print("Kemari FT benchmark (real guest, 256 MiB, %s, periodic mode, "
@@ -288,15 +295,18 @@ def main():
     for name, downtime, ft in rows:
         print("%-20s %s" % (name, "  ".join(
             "%s %.2f" % (n, v) for n, v in zip(PHASES, ft["phases"]))))
-    for i in range(0, len(rows) - 1, 2):
+    for i in range(0, len(rows) - 2, 3):
         delta, full = rows[i][2]["bytes"], rows[i + 1][2]["bytes"]
+        xbzrle = rows[i + 2][2]["bytes"]
         print("%s: bytes/ckpt with the device state delta / in full: "
-              "%.0f / %.0f = %.2f" % (rows[i][0], delta, full,
-                                      delta / full if full else 0))
+              "%.0f / %.0f = %.2f; with xbzrle too: %.0f (%.2f of the "
+              "delta's)" % (rows[i][0], delta, full,
+                            delta / full if full else 0, xbzrle,
+                            xbzrle / delta if delta else 0))
     name, cmdline, ready = LOADS[1]
     log("bench: %s: FT as above, in a 2 GiB guest" % name)
     big = measure_ft(cmdline, ready, both=["-m", "2048"])
-    small = rows[2][2]
+    small = rows[3][2]
     print("%s, pause median 256 MiB / 2 GiB guest: %.2f / %.2f ms = %.2f "
           "(target: within 1.5x); p99 %.2f / %.2f ms"
           % (name, small["median"], big["median"],

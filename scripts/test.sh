@@ -6,6 +6,7 @@
 #
 #   KEMARI_TESTS=REGEX   run only the tests whose name matches
 #   KEMARI_BISECT=1      also build every prefix of the series (CI does)
+#   KEMARI_JOBS=N        qtests run N at a time (default 2)
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -67,6 +68,55 @@ run_test() {
     fi
 }
 
+# qtests run KEMARI_JOBS at a time (default 2), as meson test runs them:
+# each in the background, its result recorded, in the order of the
+# suite, once the pool is drained.  The pool is drained before any other
+# kind of test, so e2e scenarios and checks run alone.
+JOBS=${KEMARI_JOBS:-2}
+pool=()
+
+run_pooled() {
+    local name=$1
+    shift
+    selected "$name" || return 0
+    local logf=$LOGS/$(echo "$name" | tr '/ ' '__').log
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do
+        wait -n
+    done
+    (
+        t0=$(date +%s)
+        "$@" > "$logf" 2>&1
+        echo "$? $(( $(date +%s) - t0 ))" > "$logf.rc"
+    ) < /dev/null &
+    pool+=("$name")
+}
+
+drain_pool() {
+    local name logf rc secs result
+    wait
+    for name in "${pool[@]}"; do
+        logf=$LOGS/$(echo "$name" | tr '/ ' '__').log
+        read -r rc secs < "$logf.rc" || { rc=1; secs=0; }
+        if [ "$rc" = 0 ]; then
+            if grep -qE '^ok [0-9]+ .*# SKIP' "$logf" &&
+               ! grep -qE '^ok [0-9]+ [^#]*$' "$logf"; then
+                result=SKIP
+            else
+                result=PASS
+            fi
+        else
+            result=FAIL
+        fi
+        record "$name" "$result" "$secs"
+        if [ "$result" = FAIL ]; then
+            echo "---- $logf (last 40 lines, exit $rc)"
+            tail -n 40 "$logf"
+            echo "----"
+        fi
+    done
+    pool=()
+}
+
 # As meson test does: from the build directory (analyze-script looks for
 # scripts/analyze-migration.py there), with the binaries we built.
 qtest_env() (
@@ -108,14 +158,20 @@ done < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' patches/series)
 while read -r kind bin arg; do
     case "$kind" in
     ''|'#'*) continue ;;
+    qtest) run_pooled "qtest $arg" qtest_env "$OBJ/$bin" --full --tap \
+               -p "$arg"
+           continue ;;
+    esac
+    drain_pool
+    case "$kind" in
     unit) run_test "unit ${bin##*/}" qtest_env "$OBJ/$bin" --tap ;;
-    qtest) run_test "qtest $arg" qtest_env "$OBJ/$bin" --full --tap -p "$arg" ;;
     e2e) run_test "e2e $bin" timeout --signal=KILL 900 \
              python3 "$TOP/tests/e2e/harness.py" "$bin" ;;
     check) run_test "check ${bin##*/}" timeout --signal=KILL 1800 "$TOP/$bin" ;;
     *) record "suite.list: unknown kind '$kind'" FAIL 0 ;;
     esac
 done < tests/suite.list
+drain_pool
 
 if [ "${KEMARI_BISECT:-0}" = 1 ]; then
     run_test "bisect: every prefix of the series builds" "$TOP/scripts/bisect.sh"
