@@ -17,6 +17,7 @@ PKGS=(
     seabios ipxe-qemu qemu-system-data
     busybox-static cpio xz-utils zstd kmod iproute2 iputils-ping util-linux
     dpkg-dev
+    libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 )
 BPO_PKGS=(meson python3-pycotap)
 
@@ -60,7 +61,19 @@ else
     bpo_opt=()
 fi
 
+# libvirtd (tests/e2e/libvirt_ft.py) runs its QEMUs as root, but its
+# QEMU driver looks up the user it would otherwise use when it starts.
+# libvirt-daemon-system creates it, and brings systemd with it: create
+# it alone, as that package does.
+libvirt_user() {
+    getent passwd libvirt-qemu >/dev/null ||
+        useradd --system --user-group --no-create-home \
+                --home-dir /var/lib/libvirt --shell /usr/sbin/nologin \
+                libvirt-qemu
+}
+
 if ! need_install "${PKGS[@]}" "${BPO_PKGS[@]}" && meson_ok; then
+    libvirt_user
     log "dependencies already installed"
     exit 0
 fi
@@ -73,4 +86,5 @@ fi
 apt-get install -y -q --no-install-recommends "${PKGS[@]}"
 apt-get install -y -q --no-install-recommends "${bpo_opt[@]}" "${BPO_PKGS[@]}"
 meson_ok || die "meson >= 1.5 is required (found $(meson --version 2>&1))"
+libvirt_user
 log "dependencies installed (meson $(meson --version))"

@@ -32,6 +32,14 @@ outcome with verify.py.
   harness.py vmstate-cycle  200 x-vmstate-cycle iterations (save, reset,
                            load the devices) under the workload, then
                            the verifier (vmstate_cycle.py)
+  harness.py libvirt-ft    FT driven through a real libvirtd: the primary
+                           a libvirt domain, kill -9 of its QEMU, the
+                           secondary takes over, the verifier
+                           (libvirt_ft.py)
+  harness.py libvirt-ft-destroy  the same with `virsh destroy` (SIGTERM):
+                           with ft-host-signal 'failover' the secondary
+                           takes over (handover), with the default 'end'
+                           it does not (libvirt_ft.py)
 
 Environment: KEMARI_QEMU (binary), KEMARI_GUEST (dir with vmlinuz and
 initrd.img), KEMARI_E2E_DIR (scratch dir), KEMARI_ACCEL (default tcg:
@@ -765,6 +773,8 @@ SCENARIOS = {
     "postcopy": lazy("postcopy_templates", "postcopy"),
     "templates": lazy("postcopy_templates", "templates"),
     "vmstate-cycle": lazy("vmstate_cycle", "vmstate-cycle"),
+    "libvirt-ft": lazy("libvirt_ft", "libvirt-ft"),
+    "libvirt-ft-destroy": lazy("libvirt_ft", "libvirt-ft-destroy"),
 }
 
 
