@@ -169,6 +169,9 @@ OUTPUT_CONFIGS = [
 ]
 
 
+PAUSED_TS_RE = re.compile(r"@(\d+\.\d+):ft_checkpoint_paused checkpoint "
+                          r"(\d+): guest paused (\d+) us: stop (\d+), "
+                          r"RAM (\d+), devices (\d+), resume (\d+)")
 HOLD_RE = re.compile(r"@(\d+\.\d+):filter_ft_hold .* epoch (\d+)")
 DONE_RE = re.compile(r"@(\d+\.\d+):ft_checkpoint_done checkpoint (\d+) ")
 
@@ -188,6 +191,19 @@ def output_latency(trace, t0, t1):
             "count": len(lat)}
 
 
+def output_pauses(trace, t0, t1):
+    """Median pause and its phases, in ms, of the checkpoints paused
+    between @t0 and @t1 (wall clock, as the trace's timestamps)."""
+    with open(trace) as f:
+        rows = [[int(v) for v in m.groups()[2:]]
+                for m in PAUSED_TS_RE.finditer(f.read())
+                if t0 <= float(m.group(1)) <= t1 and m.group(2) != "0"]
+    if not rows:
+        return None
+    return [statistics.median(r[i] for r in rows) / 1000
+            for i in range(len(PHASES) + 1)]
+
+
 def measure_outputs(extra=()):
     run = harness.Run("bench-out")
     trace = os.path.join(run.dir, "primary.trace")
@@ -196,6 +212,7 @@ def measure_outputs(extra=()):
         primary = run.qemu("primary", "tap0", extra=[
             "-trace", "enable=filter_ft_hold",
             "-trace", "enable=ft_checkpoint_done",
+            "-trace", "enable=ft_checkpoint_paused",
             "-msg", "timestamp=on", "-D", trace] + list(extra))
         primary.wait_serial("workload: started", 180)
         if not run.checker.wait_for(20, 120):
@@ -211,6 +228,7 @@ def measure_outputs(extra=()):
             t0 = time.time()
             rate = output_rate(run.checker, SECONDS)
             rate["latency"] = output_latency(trace, t0, time.time())
+            rate["pause"] = output_pauses(trace, t0, time.time())
             rows.append(("FT " + name, rate))
         if run.checker.log.errors or run.checker.log.reset:
             raise Failure("the TCP stream broke: %s %s"
@@ -241,6 +259,12 @@ def print_outputs(rows, engine):
             print("%s: output latency (frame held to its checkpoint's "
                   "commit), %d frames: median %.2f ms, p99 %.2f ms"
                   % (name, lat["count"], lat["median"], lat["p99"]))
+    for name, r in rows:
+        pause = r.get("pause")
+        if pause:
+            print("%s: pause median %.2f ms (%s)"
+                  % (name, pause[0], ", ".join(
+                      "%s %.2f" % (n, v) for n, v in zip(PHASES, pause[1:]))))
     print("target: >= 1000 requests/s in FT event mode")
 
 

@@ -330,12 +330,28 @@ def scenario_libvirt_ft(stop="kill", progress=False):
         def checkpoints():
             return libvirtd.qmp(DOMAIN, "query-migrate")["ft"]["checkpoints"]
 
-        wait_for("20 checkpoints", lambda: checkpoints() >= 20, 120)
-        log("primary (through libvirt): ft, %d checkpoints, mode %s"
+        def passes():
+            return len([ln for ln in events.lines()
+                        if "MIGRATION_PASS" in ln])
+
+        # libvirt sets 'events': the migration's passes are reported,
+        # checkpoints must not be (libvirt makes each an iteration event)
+        time.sleep(1)
+        first, start = passes(), checkpoints()
+        wait_for("20 checkpoints", lambda: checkpoints() >= start + 20, 120)
+        time.sleep(1)
+        log("primary (through libvirt): ft, %d checkpoints, mode %s; "
+            "MIGRATION_PASS events: %d before FT, %d since"
             % (checkpoints(), libvirtd.qmp(
-                DOMAIN, "query-migrate-parameters")["ft-mode"]))
+                DOMAIN, "query-migrate-parameters")["ft-mode"],
+               first, passes() - first))
+        if passes() != first:
+            raise Failure("checkpoints emitted MIGRATION_PASS events")
         job = libvirtd.virsh("domjobinfo", DOMAIN).stdout.strip()
         log("virsh domjobinfo while FT runs: %s" % (job or "(empty)"))
+        r = libvirtd.virsh("domjobabort", DOMAIN, check=False)
+        log("virsh domjobabort while FT runs: %s"
+            % (r.stderr.strip() or "succeeded"))
         status = [ln for ln in events.lines() if "MIGRATION" in ln]
         if not any('"status":"ft"' in ln.replace(" ", "") for ln in status):
             raise Failure("no MIGRATION event with status ft through "
