@@ -21,6 +21,7 @@ help:
 	@echo "make bench-postcopy  postcopy against precopy on a guest that dirties memory fast"
 	@echo "make bench-templates VM template clones against a cold boot (start time, PSS)"
 	@echo "make bench-vmstate   x-vmstate-cycle pause per iteration against stop + cont"
+	@echo "make bench-devices   instructions of a device state save (callgrind), base vs series"
 	@echo "make bench-seeds live update and save/restore with x-ignore-shared against"
 	@echo "                 live migration and save/restore with the RAM in the stream"
 
@@ -89,3 +90,7 @@ bench-templates: build guest
 .PHONY: bench-vmstate
 bench-vmstate: build guest
 	python3 bench/vmstate-cycle-bench.py
+
+.PHONY: bench-devices
+bench-devices: build
+	bench/devices-save-bench.sh
