@@ -36,34 +36,24 @@ count() {
         -device virtio-blk-pci,drive=disk0 \
         -netdev user,id=net0 -device virtio-net-pci,netdev=net0 \
         > "$dir/qemu.log" 2>&1 &
-    python3 - "$dir" "$SAVES" <<'EOF'
-import json, socket, sys, time
+    # QEMU's own QMP client, from the tree
+    PYTHONPATH=$TREE/python python3 - "$dir" "$SAVES" <<'EOF'
+import sys
+import time
+from qemu.qmp import ConnectError
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
 d, saves = sys.argv[1], int(sys.argv[2])
-s = socket.socket(socket.AF_UNIX)
 for _ in range(600):
+    qmp = QEMUMonitorProtocol(d + "/qmp")
     try:
-        s.connect(d + "/qmp")
+        qmp.connect()
         break
-    except OSError:
+    except ConnectError:
         time.sleep(0.1)
-f = s.makefile("r")
-
-
-def cmd(name, **args):
-    s.sendall(json.dumps({"execute": name, "arguments": args}).encode())
-    while True:
-        r = json.loads(f.readline())
-        if "error" in r:
-            sys.exit("%s: %s" % (name, r["error"]["desc"]))
-        if "return" in r:
-            return r["return"]
-
-
-f.readline()
-cmd("qmp_capabilities")
 for _ in range(saves):
-    cmd("xen-save-devices-state", filename=d + "/state", live=False)
-cmd("quit")
+    qmp.cmd("xen-save-devices-state", filename=d + "/state", live=False)
+qmp.cmd("quit")
 EOF
     wait
     size=$(stat -c %s "$dir/state")
