@@ -36,6 +36,8 @@ count() {
         -device virtio-blk-pci,drive=disk0 \
         -netdev user,id=net0 -device virtio-net-pci,netdev=net0 \
         > "$dir/qemu.log" 2>&1 &
+    # A QEMU that the client could not drive does not outlive the bench
+    trap 'kill $! 2>/dev/null' EXIT
     # QEMU's own QMP client, from the tree
     PYTHONPATH=$TREE/python python3 - "$dir" "$SAVES" <<'EOF'
 import sys
@@ -56,6 +58,7 @@ for _ in range(saves):
 qmp.cmd("quit")
 EOF
     wait
+    trap - EXIT
     size=$(stat -c %s "$dir/state")
     callgrind_annotate "$out" | awk -v size="$size" \
         '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1, size; exit }'
