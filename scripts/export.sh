@@ -4,7 +4,8 @@
 # fixed hash abbreviation, so an unchanged commit gives a byte-identical
 # file and the tree/export round trip changes nothing.
 #
-#   export.sh           write patches/ and patches/series
+#   export.sh           write patches/ (with 0000-cover-letter.patch, from
+#                       docs/cover-letter.txt) and patches/series
 #   export.sh --check   export elsewhere and compare with patches/: the
 #                       round-trip test (patches/ -> tree -> patches/)
 set -euo pipefail
@@ -27,6 +28,21 @@ git -C "$TREE" -c core.abbrev=12 -c diff.noprefix=false -c diff.mnemonicPrefix=f
     format-patch -q --zero-commit --no-signature --no-numbered \
     --no-cover-letter --no-thread --stat=76 --abbrev=12 -o "$out" base..HEAD
 
+# The cover letter: docs/cover-letter.txt (subject line, blank line,
+# text), then the shortlog and the diffstat of the series as it is now
+cover_letter() {
+    local n
+    n=$(git -C "$TREE" rev-list --count base..HEAD)
+    echo "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001"
+    git -C "$TREE" log -1 --format='From: %an <%ae>%nDate: %aD' HEAD
+    printf 'Subject: [PATCH 00/%02d] %s\n\n' "$n" "$(head -n 1 "$TOP/docs/cover-letter.txt")"
+    tail -n +3 "$TOP/docs/cover-letter.txt"
+    echo
+    git -C "$TREE" shortlog base..HEAD
+    git -C "$TREE" -c diff.renames=true diff --stat=76 --summary base HEAD
+}
+cover_letter > "$out/0000-cover-letter.patch"
+
 mkdir -p "$dest"
 rm -f "$dest/"*.patch
 {
@@ -35,7 +51,8 @@ rm -f "$dest/"*.patch
     for f in "$out"/*.patch; do
         [ -f "$f" ] || continue
         cp "$f" "$dest/"
-        basename "$f"
+        # The cover letter goes with the series but is not applied
+        [ "$(basename "$f")" = 0000-cover-letter.patch ] || basename "$f"
     done
 } > "$dest/series"
 if [ "$dest" != "$TOP/patches" ]; then
