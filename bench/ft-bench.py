@@ -9,11 +9,10 @@ For each load it prints: checkpoints/s, guest pause per checkpoint
 checkpoint, failover time (kill -9 of the primary until the guest
 answers ping on the secondary), and the live-migration downtime; then
 the ratios of pause to that downtime.  Each load is measured again with
-the device state sent in full at each checkpoint
-(x-ft-devices-delta=off), the baseline of the delta.  And with the
-xbzrle capability, which sends dirty pages as their differences from
-the copies in its cache.  The memory load
-is measured again in a 2 GiB guest (issue 14: the pause should stay
+dirty pages sent as they are (x-ft-xbzrle=off), the baseline of FT's
+XBZRLE encoding, and with the device state sent in full at each
+checkpoint too (x-ft-devices-delta=off), the baseline of the delta.
+The memory load is measured again in a 2 GiB guest (issue 14: the pause should stay
 within 1.5x of the 256 MiB guest's), and the pause is broken down by
 phase from the ft_checkpoint_paused trace point.
 
@@ -51,14 +50,16 @@ from harness import log, Failure  # noqa: E402
 
 SECONDS = float(os.environ.get("KEMARI_BENCH_SECONDS", "10"))
 DELAY = int(os.environ.get("KEMARI_BENCH_DELAY", "100"))
-# The baseline of the device state delta: each checkpoint in full
-FULL_DEVICES = ["-global", "migration.x-ft-devices-delta=off"]
+# The baseline of FT's XBZRLE encoding of pages: pages as they are
+NO_XBZRLE = ["-global", "migration.x-ft-xbzrle=off"]
+# The baseline of the device state delta too: each checkpoint in full
+FULL_DEVICES = NO_XBZRLE + ["-global", "migration.x-ft-devices-delta=off"]
 # The default engine, pipelined: the guest runs while a checkpoint
 # travels; and the synchronous one, kept to measure against
 PIPELINED = ["-global", "migration.x-ft-pipeline=on"]
 SYNCHRONOUS = ["-global", "migration.x-ft-pipeline=off"]
-# Dirty RAM as differences from the XBZRLE cache (64 MiB, the default)
-XBZRLE = ["-global", "migration.x-xbzrle=on"]
+# Event mode unpaced: each checkpoint taken as soon as it is asked for
+UNPACED = ["-global", "migration.x-ft-event-pace=0"]
 LOADS = [("idle", "kemari.mode=idle", "workload: started"),
          ("dirty 64 pages/ms", "kemari.mode=dirty64", "dirty: started")]
 PAUSE_RE = re.compile(r"ft_checkpoint_done checkpoint (\d+) committed, "
@@ -174,6 +175,9 @@ PAUSED_TS_RE = re.compile(r"@(\d+\.\d+):ft_checkpoint_paused checkpoint "
                           r"RAM (\d+), devices (\d+), resume (\d+)")
 HOLD_RE = re.compile(r"@(\d+\.\d+):filter_ft_hold .* epoch (\d+)")
 DONE_RE = re.compile(r"@(\d+\.\d+):ft_checkpoint_done checkpoint (\d+) ")
+SEND_RE = re.compile(r"@(\d+\.\d+):ft_checkpoint_send checkpoint (\d+),")
+RELEASED_RE = re.compile(r"@(\d+\.\d+):ft_taps_released the last release "
+                         r"ended after (\d+) us")
 
 
 def output_latency(trace, t0, t1):
@@ -204,6 +208,45 @@ def output_pauses(trace, t0, t1):
             for i in range(len(PHASES) + 1)]
 
 
+def output_cycle(trace, t0, t1):
+    """Where a checkpoint's cycle goes, median ms of the checkpoints
+    paused between @t0 and @t1: from the end of one pause to the end of
+    the next; the pause; its send to its commit (checksum, send, the
+    secondary's receive and checksum, the acknowledgement); the wait for
+    the release of the previous epoch's outputs before the next pause
+    (0 when it had ended); and the rest, the guest running with no
+    checkpoint due (in event mode: no output held yet)."""
+    with open(trace) as f:
+        text = f.read()
+
+    def times(regex):
+        return {int(m.group(2)): float(m.group(1))
+                for m in regex.finditer(text)
+                if t0 <= float(m.group(1)) <= t1}
+    paused = {int(m.group(2)): (float(m.group(1)), int(m.group(3)))
+              for m in PAUSED_TS_RE.finditer(text)
+              if t0 <= float(m.group(1)) <= t1}
+    send, done = times(SEND_RE), times(DONE_RE)
+    waits = [int(m.group(2)) / 1000 for m in RELEASED_RE.finditer(text)
+             if t0 <= float(m.group(1)) <= t1]
+    cycle, commit = [], []
+    for seq, (t, _) in paused.items():
+        if seq + 1 in paused:
+            cycle.append((paused[seq + 1][0] - t) * 1000)
+        if seq in send and seq in done:
+            commit.append((done[seq] - send[seq]) * 1000)
+    if len(cycle) < 2 or not commit:
+        return None
+    n = len(cycle)
+    wait = sum(waits) / n
+    pause = statistics.mean(p / 1000 for _, p in paused.values())
+    rtt = statistics.mean(commit)
+    mean = statistics.mean(cycle)
+    return {"count": n, "median": statistics.median(cycle), "mean": mean,
+            "pause": pause, "commit": rtt, "release": wait,
+            "rest": mean - pause - rtt - wait}
+
+
 def measure_outputs(extra=()):
     run = harness.Run("bench-out")
     trace = os.path.join(run.dir, "primary.trace")
@@ -213,6 +256,8 @@ def measure_outputs(extra=()):
             "-trace", "enable=filter_ft_hold",
             "-trace", "enable=ft_checkpoint_done",
             "-trace", "enable=ft_checkpoint_paused",
+            "-trace", "enable=ft_checkpoint_send",
+            "-trace", "enable=ft_taps_released",
             "-msg", "timestamp=on", "-D", trace] + list(extra))
         primary.wait_serial("workload: started", 180)
         if not run.checker.wait_for(20, 120):
@@ -229,6 +274,7 @@ def measure_outputs(extra=()):
             rate = output_rate(run.checker, SECONDS)
             rate["latency"] = output_latency(trace, t0, time.time())
             rate["pause"] = output_pauses(trace, t0, time.time())
+            rate["cycle"] = output_cycle(trace, t0, time.time())
             rows.append(("FT " + name, rate))
         if run.checker.log.errors or run.checker.log.reset:
             raise Failure("the TCP stream broke: %s %s"
@@ -265,21 +311,40 @@ def print_outputs(rows, engine):
             print("%s: pause median %.2f ms (%s)"
                   % (name, pause[0], ", ".join(
                       "%s %.2f" % (n, v) for n, v in zip(PHASES, pause[1:]))))
+    for name, r in rows:
+        c = r.get("cycle")
+        if c:
+            print("%s: checkpoint cycle, %d: median %.2f ms, mean %.2f ms = "
+                  "pause %.2f + send to commit %.2f + wait for the last "
+                  "release %.2f + the rest %.2f (means)"
+                  % (name, c["count"], c["median"], c["mean"], c["pause"],
+                     c["commit"], c["release"], c["rest"]))
     print("target: >= 1000 requests/s in FT event mode")
 
 
 def measure_print_outputs():
     log("bench: outputs, pipelined checkpoints (the default)")
     pipelined = measure_outputs(PIPELINED)
+    log("bench: outputs, pipelined, event mode unpaced "
+        "(x-ft-event-pace=0)")
+    unpaced = measure_outputs(PIPELINED + UNPACED)
     log("bench: outputs, synchronous checkpoints (x-ft-pipeline=off)")
     synchronous = measure_outputs(SYNCHRONOUS)
     print_outputs(pipelined, "pipelined (the default)")
+    print_outputs(unpaced, "pipelined, event mode unpaced "
+                  "(x-ft-event-pace=0)")
     print_outputs(synchronous, "synchronous (x-ft-pipeline=off)")
     print()
     for (name, p), (_, s) in zip(pipelined[1:], synchronous[1:]):
         print("%s: requests/s pipelined / synchronous: %.1f / %.1f = %.2f"
               % (name, p["rate"], s["rate"],
                  p["rate"] / s["rate"] if s["rate"] else 0))
+    p, u = pipelined[1][1], unpaced[1][1]
+    print("FT event: requests/s paced / unpaced: %.1f / %.1f = %.2f; "
+          "vs no FT of each run: %.2f / %.2f"
+          % (p["rate"], u["rate"], p["rate"] / u["rate"] if u["rate"] else 0,
+             p["rate"] / pipelined[0][1]["rate"],
+             u["rate"] / unpaced[0][1]["rate"]))
 
 
 def main():
@@ -297,21 +362,21 @@ def main():
             % (name, DELAY, SECONDS))
         ft = measure_ft(cmdline, ready)
         rows.append((name, downtime, ft))
-        log("bench: %s: FT as above, device state sent in full" % name)
+        log("bench: %s: FT as above, pages as they are" % name)
+        plain = measure_ft(cmdline, ready, NO_XBZRLE)
+        rows.append((name + ", no xbzrle", downtime, plain))
+        log("bench: %s: FT as above, device state in full too" % name)
         full = measure_ft(cmdline, ready, FULL_DEVICES)
-        rows.append((name + ", full dev", downtime, full))
-        log("bench: %s: FT as above, with the xbzrle capability" % name)
-        xbzrle = measure_ft(cmdline, ready, XBZRLE)
-        rows.append((name + ", xbzrle", downtime, xbzrle))
+        rows.append((name + ", no xb, full dev", downtime, full))
     accel = os.environ.get("KEMARI_ACCEL", "tcg")
     print()
     print("Kemari FT benchmark (real guest, 256 MiB, %s, periodic mode, "
           "ft-interval %d ms)" % (accel, DELAY))
-    print("%-20s %8s %10s %10s %12s %12s %14s %10s" %
+    print("%-34s %8s %10s %10s %12s %12s %14s %10s" %
           ("load", "ckpt/s", "pause med", "pause p99", "bytes/ckpt",
            "failover", "migr downtime", "p50/downt"))
     for name, downtime, ft in rows:
-        print("%-20s %8.1f %8.2fms %8.2fms %12.0f %10.0fms %12dms %10.2f" %
+        print("%-34s %8.1f %8.2fms %8.2fms %12.0f %10.0fms %12dms %10.2f" %
               (name, ft["cps"], ft["median"], ft["p99"], ft["bytes"],
                ft["failover"], downtime,
                ft["median"] / downtime if downtime else 0))
@@ -319,16 +384,16 @@ def main():
           "stop = vm stop with its drain and flush of the disks, "
           "RAM = dirty log sync and copy, devices = device state and delta")
     for name, downtime, ft in rows:
-        print("%-20s %s" % (name, "  ".join(
+        print("%-34s %s" % (name, "  ".join(
             "%s %.2f" % (n, v) for n, v in zip(PHASES, ft["phases"]))))
     for i in range(0, len(rows) - 2, 3):
-        delta, full = rows[i][2]["bytes"], rows[i + 1][2]["bytes"]
-        xbzrle = rows[i + 2][2]["bytes"]
-        print("%s: bytes/ckpt with the device state delta / in full: "
-              "%.0f / %.0f = %.2f; with xbzrle too: %.0f (%.2f of the "
-              "delta's)" % (rows[i][0], delta, full,
-                            delta / full if full else 0, xbzrle,
-                            xbzrle / delta if delta else 0))
+        xbzrle, plain = rows[i][2]["bytes"], rows[i + 1][2]["bytes"]
+        full = rows[i + 2][2]["bytes"]
+        print("%s: bytes/ckpt, default / pages as they are: %.0f / %.0f = "
+              "%.2f; pages as they are, device state delta / in full: "
+              "%.0f / %.0f = %.2f (target idle: <= 8192)"
+              % (rows[i][0], xbzrle, plain, xbzrle / plain if plain else 0,
+                 plain, full, plain / full if full else 0))
     name, cmdline, ready = LOADS[1]
     log("bench: %s: FT as above, in a 2 GiB guest" % name)
     big = measure_ft(cmdline, ready, both=["-m", "2048"])
