@@ -286,6 +286,9 @@ class Qemu:
             if "error" in resp:
                 raise Failure("%s: %s failed: %s" % (self.name, name,
                                                       resp["error"]["desc"]))
+            if "return" not in resp:
+                raise Failure("%s: %s: unexpected QMP message %r"
+                              % (self.name, name, resp))
             return resp["return"]
 
     def status(self):
