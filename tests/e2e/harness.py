@@ -368,13 +368,13 @@ def guest_dir():
 class Run:
     """One scenario's scratch directory, checker, image and QEMUs."""
 
-    def __init__(self, name, ntaps=2):
+    def __init__(self, name, ntaps=2, disk_size=DISK_SIZE):
         base = os.environ.get("KEMARI_E2E_DIR", os.path.join(TOP, "build/e2e/runs"))
         os.makedirs(base, exist_ok=True)
         self.dir = tempfile.mkdtemp(prefix=name + ".", dir=base)
         self.image = os.path.join(self.dir, "disk.raw")
         with open(self.image, "wb") as f:
-            f.truncate(DISK_SIZE)
+            f.truncate(disk_size)
         setup_bridge(ntaps)
         self.checker = Checker()
         self.checker.start()
