@@ -386,7 +386,7 @@ def main():
                ft["median"] / downtime if downtime else 0))
     print("pause by phase, median ms (ft_checkpoint_paused): "
           "stop = vm stop with its drain and flush of the disks, "
-          "RAM = dirty log sync and copy, devices = device state and delta")
+          "RAM = dirty log sync and copy, devices = device state")
     for name, downtime, ft in rows:
         print("%-34s %s" % (name, "  ".join(
             "%s %.2f" % (n, v) for n, v in zip(PHASES, ft["phases"]))))
