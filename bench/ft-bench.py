@@ -214,8 +214,9 @@ def output_cycle(trace, t0, t1):
     the next; the pause; its send to its commit (checksum, send, the
     secondary's receive and checksum, the acknowledgement); the wait for
     the release of the previous epoch's outputs before the next pause
-    (0 when it had ended); and the rest, the guest running with no
-    checkpoint due (in event mode: no output held yet)."""
+    (0 when it had ended); and the rest: the checksum, then the guest
+    running with no checkpoint in flight (in event mode: no output held
+    yet, or the pace after the last pause)."""
     with open(trace) as f:
         text = f.read()
 
